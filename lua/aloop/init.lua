@@ -1,0 +1,168 @@
+-- aloop: the public table (shared/API.md). The C core (aloop.core) provides loops, handles,
+-- futures, tasks and sleep; this file adds coroutine objects, the Lua-side loop methods
+-- (run_until_complete, create_task), aio.run and the task combinators (tasks.lua).
+local core = require "aloop.core"
+
+local aio = {}
+for k, v in pairs(core) do
+  if type(k) == "string" and k:sub(1, 1) ~= "_" and k ~= "Loop" and k ~= "Future" and k ~= "Task" then
+    aio[k] = v
+  end
+end
+
+local Loop, Task = core.Loop, core.Task
+local isfuture, new_task = core.isfuture, core._new_task
+local running_loop = core._running_loop
+local unpack, pack, select, type = table.unpack, table.pack, select, type
+
+aio.FIRST_COMPLETED = "FIRST_COMPLETED"
+aio.FIRST_EXCEPTION = "FIRST_EXCEPTION"
+aio.ALL_COMPLETED = "ALL_COMPLETED"
+
+---------------------------------------------------------------------------------------------
+-- Coroutine objects: a deferred call fn(...) (the analog of calling an `async def`).
+
+local Coro = { __name = "aloop.Coroutine" }
+Coro.__index = Coro
+
+local function callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+function aio.coro(fn, ...)
+  if not callable(fn) then
+    error("aloop.coro: a function expected, got " .. type(fn), 2)
+  end
+  return setmetatable({ fn = fn, n = select("#", ...), ... }, Coro)
+end
+
+function aio.async(fn)
+  if not callable(fn) then
+    error("aloop.async: a function expected, got " .. type(fn), 2)
+  end
+  return function(...) return aio.coro(fn, ...) end
+end
+
+function aio.iscoroutine(x) return getmetatable(x) == Coro end
+
+function Coro:await() return self.fn(unpack(self, 1, self.n)) end
+
+function Coro.__tostring(c)
+  local info = type(c.fn) == "function" and debug.getinfo(c.fn, "S")
+  return info and ("<coroutine object %s:%d>"):format(info.short_src, info.linedefined)
+    or "<coroutine object>"
+end
+
+-- aio.await(aw): the results of a coroutine object (run inline), a future or a task.
+function aio.await(aw, ...)
+  if type(aw) == "function" then return aw(...) end
+  if getmetatable(aw) == Coro then return aw.fn(unpack(aw, 1, aw.n)) end
+  if isfuture(aw) then return core.await_future(aw) end
+  error("aloop.await: a coroutine object, Future, Task or function expected, got "
+    .. (type(aw) == "userdata" and tostring(aw) or type(aw)), 2)
+end
+
+---------------------------------------------------------------------------------------------
+-- Tasks from awaitables.
+
+-- (fn, ...) -> task running fn(...); (coro [, opts]) -> task running the coroutine object.
+local function make_task(loop, level, aw, ...)
+  if type(aw) == "function" then return new_task(loop, nil, nil, aw, ...) end
+  local opts = ...
+  local name = type(opts) == "table" and opts.name or nil
+  if getmetatable(aw) == Coro then
+    return new_task(loop, name, aw, aw.fn, unpack(aw, 1, aw.n))
+  end
+  if callable(aw) then return new_task(loop, nil, nil, aw, ...) end
+  error("aloop: a coroutine object or function expected, got "
+    .. (type(aw) == "userdata" and tostring(aw) or type(aw)), level + 1)
+end
+
+local function default_loop() return running_loop() or aio.get_event_loop() end
+
+function Loop:create_task(aw, ...) return make_task(self, 2, aw, ...) end
+
+function aio.create_task(aw, ...) return make_task(default_loop(), 2, aw, ...) end
+
+-- A future stays itself; anything else becomes a task (on opts.loop when given).
+function aio.ensure_future(aw, ...)
+  if isfuture(aw) then return aw end
+  local opts = ...
+  local loop = type(aw) ~= "function" and type(opts) == "table" and opts.loop or default_loop()
+  return make_task(loop, 2, aw, ...)
+end
+local ensure_future = aio.ensure_future
+
+function Loop:run_until_complete(aw, ...)
+  if self:is_closed() then error("aloop: Event loop is closed", 2) end
+  if self:is_running() then error("aloop: This event loop is already running", 2) end
+  local fut = isfuture(aw) and aw or make_task(self, 2, aw, ...)
+  if fut:get_loop() ~= self then
+    error("aloop: the future belongs to a different loop", 2)
+  end
+  local loop = self
+  local function stop() loop:stop() end
+  fut:add_done_callback(stop)
+  local ok, err = pcall(self.run_forever, self)
+  fut:remove_done_callback(stop)
+  if not ok then error(err, 0) end
+  if not fut:done() then error("aloop: Event loop stopped before Future completed.", 2) end
+  return fut:result()
+end
+
+---------------------------------------------------------------------------------------------
+-- aio.run
+
+local function cancel_all_tasks(loop)
+  local tasks, any = aio.all_tasks(loop), false
+  for t in pairs(tasks) do
+    t:cancel()
+    any = true
+  end
+  if not any then return end
+  local list = {}
+  for t in pairs(tasks) do list[#list + 1] = t end
+  loop:run_until_complete(aio.gather(list, { return_exceptions = true }))
+  for _, t in ipairs(list) do
+    if not t:cancelled() and t:exception() ~= nil then
+      loop:call_exception_handler {
+        message = "unhandled exception during aio.run() shutdown",
+        exception = t:exception(), task = t,
+      }
+    end
+  end
+end
+
+-- aio.run(main, ...): a new loop runs main(...) to completion, then the loop is closed.
+function aio.run(main, ...)
+  if running_loop() then
+    error("aloop.run: cannot be called from a running event loop", 2)
+  end
+  local loop = aio.new_event_loop()
+  aio.set_event_loop(loop)
+  local res = pack(pcall(loop.run_until_complete, loop, main, ...))
+  local ok2, err2 = pcall(cancel_all_tasks, loop)
+  aio.set_event_loop(nil)
+  loop:close()
+  if not res[1] then error(res[2], 0) end
+  if not ok2 then error(err2, 0) end
+  return unpack(res, 2, res.n)
+end
+
+---------------------------------------------------------------------------------------------
+-- Task-level helpers shared with tasks.lua.
+
+aio._make_task = make_task
+aio._Coro = Coro
+aio._default_loop = default_loop
+aio._callable = callable
+
+-- Inside a task, these combinators suspend and return results; elsewhere they return the
+-- future (so `loop:run_until_complete(aio.gather(...))` works at top level).
+require("aloop.tasks")(aio, core)
+require("aloop.timeouts")(aio, core)
+require("aloop.taskgroup")(aio, core)
+
+return aio

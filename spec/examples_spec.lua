@@ -1,0 +1,340 @@
+-- Runs every script in examples/ with the aloop interpreter and checks what it prints: the lines,
+-- their order and the exit status. Times are checked only where the physics guarantees them (a
+-- delay is never shorter than asked), never against an upper bound.
+-- The interpreter is $ALOOP_BIN (relative to the repo root), build/aloop by default.
+
+-- The repo root, found from this file's path (spec/examples_spec.lua).
+local function repo_root()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  return src:match("^(.*)/[^/]+/[^/]+$") or "."
+end
+
+local ROOT = repo_root()
+local BIN = os.getenv("ALOOP_BIN") or "build/aloop"
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function split_lines(s)
+  local lines = {}
+  for line in s:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local tail = s:match("([^\n]+)$")
+  if tail then lines[#lines + 1] = tail end
+  return lines
+end
+
+-- Runs examples/NAME.lua with ARGS. Returns {out, err, lines, status}: stdout, stderr, stdout's
+-- lines and the exit status (128 + N when killed by signal N). SIGINT gets its default disposition back (some examples send it to
+-- themselves as a Ctrl+C), and a hung example is killed by timeout (status 124).
+local tested = {}
+
+local function run(name, ...)
+  tested[name] = true
+  local bin_path = BIN:sub(1, 1) == "/" and BIN or ROOT .. "/" .. BIN
+  assert(io.open(bin_path, "rb"), "no interpreter at " .. bin_path .. " (build it, or set ALOOP_BIN)")
+  local args = {}
+  for i, a in ipairs({...}) do args[i] = q(a) end
+  local errfile = os.tmpname()
+  local cmd = ("cd %s && exec timeout -k 5 60 env --default-signal=INT %s %s %s 2>%s"):format(
+    q(ROOT), q(BIN), q("examples/" .. name .. ".lua"), table.concat(args, " "), q(errfile))
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local _, how, code = p:close()
+  local err = read_file(errfile) or ""
+  os.remove(errfile)
+  -- killed by a signal: report it like a shell does (128 + signal number, e.g. 139 for SIGSEGV)
+  local status = how == "exit" and code or 128 + code
+  return {out = out, err = err, lines = split_lines(out), status = status}
+end
+
+-- Asserts a clean run: exit status 0 and nothing on stderr.
+local function assert_ok(r)
+  assert.are.equal(0, r.status, "exit status; stdout:\n" .. r.out .. "\nstderr:\n" .. r.err)
+  assert.are.equal("", r.err, "stderr should be empty")
+end
+
+local function sorted(list, i, j)
+  local t = table.move(list, i or 1, j or #list, 1, {})
+  table.sort(t)
+  return t
+end
+
+-- Lines "Started NAME at T" / "Finished NAME at T": the names in order, and each T at least the
+-- expected time (minus the rounding of %.1f) and not before the previous one.
+local function assert_timed_lines(lines, expected)
+  assert.are.equal(#expected, #lines, table.concat(lines, "\n"))
+  local last = 0
+  for i, want in ipairs(expected) do
+    local what, t = lines[i]:match("^(.-) at (%d+%.%d)$")
+    assert.are.equal(want[1], what, "line " .. i .. ": " .. lines[i])
+    t = tonumber(t)
+    assert.is_true(t >= want[2] - 0.05, ("line %d: %s is earlier than %.1f"):format(i, lines[i], want[2]))
+    assert.is_true(t >= last, "line " .. i .. " goes back in time: " .. lines[i])
+    last = t
+  end
+end
+
+describe("examples", function()
+  -- seed 000
+
+  it("hello_world prints Hello World!", function()
+    local r = run("hello_world")
+    assert_ok(r)
+    assert.are.same({"Hello World!"}, r.lines)
+  end)
+
+  it("display_date prints the date duration/interval times", function()
+    local before = os.date("%Y-%m-%d %H:%M:%S", os.time() - 1)
+    local r = run("display_date")             -- 0.5 s, every 0.1 s: prints at 0, .1, .2, .3, .4
+    local after = os.date("%Y-%m-%d %H:%M:%S", os.time() + 1)
+    assert_ok(r)
+    assert.are.equal(5, #r.lines, r.out)
+    local last = before
+    for _, line in ipairs(r.lines) do
+      assert.is_truthy(line:match("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$"), line)
+      assert.is_true(line >= last and line <= after, line .. " not between " .. last .. " and " .. after)
+      last = line
+    end
+  end)
+
+  it("chain_coroutines returns compute's result to print_sum", function()
+    local r = run("chain_coroutines")
+    assert_ok(r)
+    assert.are.same({"Compute 1 + 2 ...", "1 + 2 = 3"}, r.lines)
+  end)
+
+  it("future_run_until_complete prints the future's result", function()
+    local r = run("future_run_until_complete")
+    assert_ok(r)
+    assert.are.same({"Future is done!"}, r.lines)
+  end)
+
+  it("future_run_forever prints the result from the done callback and stops", function()
+    local r = run("future_run_forever")
+    assert_ok(r)
+    assert.are.same({"Future is done!"}, r.lines)
+  end)
+
+  it("parallel_factorial interleaves the three tasks", function()
+    local r = run("parallel_factorial")
+    assert_ok(r)
+    assert.are.same({
+      "Task A: Compute factorial(2)...",
+      "Task B: Compute factorial(2)...",
+      "Task C: Compute factorial(2)...",
+      "Task A: factorial(2) = 2",
+      "Task B: Compute factorial(3)...",
+      "Task C: Compute factorial(3)...",
+      "Task B: factorial(3) = 6",
+      "Task C: Compute factorial(4)...",
+      "Task C: factorial(4) = 24",
+    }, r.lines)
+  end)
+
+  -- seed 001
+
+  it("download_wait prints one line per download (in set order)", function()
+    local r = run("download_wait")
+    assert_ok(r)
+    assert.are.same({
+      "Finished downloading f1040.pdf",
+      "Finished downloading f1040a.pdf",
+      "Finished downloading f1040es.pdf",
+      "Finished downloading f1040ez.pdf",
+      "Finished downloading f1040sb.pdf",
+    }, sorted(r.lines))
+  end)
+
+  it("call_soon_partial runs both callbacks in order, then stops", function()
+    local r = run("call_soon_partial")
+    assert_ok(r)
+    assert.are.same({
+      "starting event loop",
+      "Event handler called",
+      "Event handler called",
+      "stopping the loop",
+      "closing event loop",
+    }, r.lines)
+  end)
+
+  it("call_later_at runs the call_later handler, then the call_at one that stops", function()
+    local r = run("call_later_at")
+    assert_ok(r)
+    assert.are.same({
+      "starting event loop",
+      "Event handler called",
+      "Event handler called",
+      "stopping the loop",
+      "closing event loop",
+    }, r.lines)
+  end)
+
+  it("task_blocking_sleep prints the task's result after the loop is closed", function()
+    local r = run("task_blocking_sleep")
+    assert_ok(r)
+    assert.are.same({
+      "task creation started",
+      "This task is taking 0.2 seconds to complete",
+      "The task's result was: task finished",
+    }, r.lines)
+  end)
+
+  it("task_cancel raises CancelledError in the task and in its awaiter", function()
+    local r = run("task_cancel")
+    assert_ok(r)
+    assert.are.same({
+      "This task is taking 10 seconds to complete",
+      "cancelling the task",
+      "my_task got CancelledError:\ttrue",
+      "awaiting the task raised CancelledError:\ttrue",
+      "task cancelled:\ttrue",
+    }, r.lines)
+  end)
+
+  -- seed 002
+
+  it("sleepers_wait: the sleepers finish in order of delay", function()
+    local r = run("sleepers_wait")
+    assert_ok(r)
+    assert.are.same({
+      "Finished sleeper with delay: 1",
+      "Finished sleeper with delay: 2",
+      "Finished sleeper with delay: 3",
+    }, r.lines)
+  end)
+
+  it("call_soon_create_task runs the task before call_later stops the loop", function()
+    local r = run("call_soon_create_task")
+    assert_ok(r)
+    assert.are.same({"Finished sleeper with delay: 1"}, r.lines)
+  end)
+
+  it("stack_printer prints the stack of the suspended task", function()
+    -- print_stack may write to stdout or stderr: look at both. The sleeping task's stack must
+    -- show the line where it called aio.sleep.
+    local r = run("stack_printer")
+    assert.are.equal(0, r.status, "exit status; stdout:\n" .. r.out .. "\nstderr:\n" .. r.err)
+    local n = 0
+    for line in io.lines(ROOT .. "/examples/stack_printer.lua") do
+      n = n + 1
+      if line:match("^%s*aio%.sleep%(delay%)") then break end
+    end
+    local all = r.out .. r.err
+    assert.is_truthy(all:find("stack_printer.lua:" .. n .. ":", 1, true),
+                     "no frame at stack_printer.lua:" .. n .. " in:\n" .. all)
+  end)
+
+  it("call_order_blocking: the blocking printers run one after another", function()
+    local r = run("call_order_blocking")
+    assert_ok(r)
+    assert_timed_lines(r.lines, {
+      {"Started call_soon", 0.0}, {"Finished call_soon", 0.2},
+      {"Started call_soon_threadsafe", 0.2}, {"Finished call_soon_threadsafe", 0.4},
+      {"Started call_later", 0.4}, {"Finished call_later", 0.6},
+      {"Started call_at", 0.6}, {"Finished call_at", 0.8},
+    })
+  end)
+
+  it("call_order_tasks: the task printers overlap", function()
+    local r = run("call_order_tasks")
+    assert_ok(r)
+    assert_timed_lines(r.lines, {
+      {"Started call_soon", 0.0}, {"Started call_soon_threadsafe", 0.0},
+      {"Started call_later", 0.1}, {"Started call_at", 0.2},
+      {"Finished call_soon", 0.2}, {"Finished call_soon_threadsafe", 0.2},
+      {"Finished call_later", 0.3}, {"Finished call_at", 0.4},
+    })
+  end)
+
+  -- seed 003
+
+  it("infinity_hello prints hello! count times", function()
+    local r = run("infinity_hello")
+    assert_ok(r)
+    assert.are.same({"hello!", "hello!", "hello!"}, r.lines)
+  end)
+
+  it("callback_to_future turns callback results and errors into returns and raises", function()
+    local r = run("callback_to_future")
+    assert_ok(r)
+    assert.are.same({"6 / 3 = 2", "1 / 0 raised: division by zero"}, r.lines)
+  end)
+
+  -- seed 004
+
+  it("create_task runs the coroutine object as a task", function()
+    local r = run("create_task")
+    assert_ok(r)
+    assert.are.same({"Waiting: \t2"}, r.lines)
+  end)
+
+  it("task_done_callback calls the callback before run_until_complete returns", function()
+    local r = run("task_done_callback")
+    assert_ok(r)
+    assert.are.same({"Callback: \t2", "2"}, r.lines)
+  end)
+
+  it("task_return_value returns the task's result", function()
+    local r = run("task_return_value")
+    assert_ok(r)
+    assert.are.same({"Done after 0.1s", "Done after 0.1s"}, r.lines)
+  end)
+
+  it("wait_done_pending returns done and pending sets", function()
+    local r = run("wait_done_pending")
+    assert_ok(r)
+    local l = r.lines
+    assert.are.equal(9, #l, r.out)
+    assert.are.same({"sleep: \t1", "sleep: \t3"}, {l[1], l[2]})
+    assert.are.same({"1", "3"}, sorted(l, 3, 4))    -- a set: any order
+    assert.are.same({
+      "pending: \t0",
+      "sleep: \t1",
+      "sleep: \t3",
+      "done: \t1\tpending: \t1",
+      "late result: \t3",
+    }, {table.unpack(l, 5)})
+  end)
+
+  it("cancel_all_tasks cancels every unfinished task after Ctrl+C", function()
+    local r = run("cancel_all_tasks")
+    assert_ok(r)
+    -- func(20), func(33) and the task running wait; func(1) finished before the Ctrl+C
+    assert.are.equal(3, #r.lines, r.out)
+    for _, line in ipairs(r.lines) do
+      assert.is_truthy(line:match("^cancel: \ttrue\t."), line)
+    end
+  end)
+
+  it("gather_cancel cancels every unfinished task through one gather", function()
+    local r = run("gather_cancel")
+    assert_ok(r)
+    assert.are.same({"true", "gather raised CancelledError:\ttrue", "3 of 3 tasks cancelled"}, r.lines)
+  end)
+
+  it("generator_subgen: subgen's yields pass through gen", function()
+    local r = run("generator_subgen")
+    assert_ok(r)
+    assert.are.same({"nil", "2", "nil", "2"}, r.lines)
+  end)
+
+  it("every example has a test above", function()
+    local missing = {}
+    local p = assert(io.popen("cd " .. q(ROOT) .. " && ls examples"))
+    for file in p:lines() do
+      local name = file:match("^(.+)%.lua$")
+      if name and not tested[name] then missing[#missing + 1] = name end
+    end
+    p:close()
+    assert.are.same({}, missing)
+  end)
+end)

@@ -1,0 +1,192 @@
+/*
+** Internal declarations shared by the C core (al_* names). The public, stable C API is
+** include/aloop.h; nothing here is promised to hosts.
+** Objects: al_Loop (one libev loop + ready queue + timer heap), al_Handle (a scheduled call),
+** al_Future and al_Task (a future that steps a coroutine).
+*/
+#ifndef ALOOP_INTERNAL_H
+#define ALOOP_INTERNAL_H
+
+#include <ev.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "aloop.h"
+
+/* Metatable names. */
+#define AL_LOOP_MT "aloop.Loop"
+#define AL_HANDLE_MT "aloop.Handle"
+#define AL_TIMER_MT "aloop.TimerHandle"
+#define AL_FUTURE_MT "aloop.Future"
+#define AL_TASK_MT "aloop.Task"
+
+/* Registry keys (addresses of these are unique light userdata). */
+extern const char al_key_state;  /* the al_State userdata of this Lua state */
+extern const char al_key_errors; /* table: error class name -> class table */
+extern const char al_key_throw;  /* marker: "resume by raising the next value" */
+
+/* What a userdata in the ready queue is. */
+enum { AL_KIND_HANDLE = 1, AL_KIND_FUTURE, AL_KIND_TASK };
+
+enum { AL_PENDING = 0, AL_FINISHED, AL_CANCELLED };
+
+typedef struct al_Loop al_Loop;
+typedef struct al_Task al_Task;
+
+/*
+** Per-Lua-state module data (one per lua_State that opened aloop): which loop is running
+** and the cached metatables used for fast type checks on hot paths.
+*/
+typedef struct al_State {
+  al_Loop *running; /* the loop whose run_* is active in this state, or NULL */
+  const void *future_mt, *task_mt, *loop_mt;
+  int default_loop_ref; /* registry ref of the loop get_event_loop returns, or LUA_NOREF */
+} al_State;
+
+/*
+** A scheduled call: uservalue 1 is the function, 2..n+1 its arguments. TimerHandles also
+** sit in the loop's timer heap (heap_idx >= 0 while there).
+*/
+typedef struct al_Handle {
+  unsigned char kind; /* AL_KIND_HANDLE */
+  unsigned char cancelled;
+  unsigned char is_timer;
+  int nargs;
+  al_Loop *loop;
+  double when; /* timers: deadline on the loop clock */
+  uint64_t seq;   /* timers: tie-breaker (scheduling order) */
+  long heap_idx;  /* timers: position in the heap, -1 when not there */
+} al_Handle;
+
+/* Uservalue slots of futures and tasks. */
+enum {
+  AL_FUV_LOOP = 1, /* the loop userdata (keeps it alive) */
+  AL_FUV_RESULT,   /* one result, a table of results, the exception, or the cancel message */
+  AL_FUV_CBS,      /* nil, one callback, or a table of callbacks */
+  AL_FUV_TB,       /* traceback string for the exception, when known */
+  AL_FUV_NAME,     /* tasks: name */
+  AL_FUV_CO,       /* tasks: the coroutine (thread) */
+  AL_FUV_WAITER,   /* tasks: the future the task is suspended on */
+  AL_FUV_CORO,     /* tasks: the coroutine object or function it was created from */
+  AL_FUV_CMSG,     /* tasks: pending cancel message */
+  AL_TASK_NUV = AL_FUV_CMSG,
+  AL_FUTURE_NUV = AL_FUV_TB
+};
+
+typedef struct al_Future {
+  unsigned char kind; /* AL_KIND_FUTURE or AL_KIND_TASK */
+  unsigned char state;
+  unsigned char has_exc;  /* finished with an exception */
+  unsigned char log_exc;  /* exception not retrieved yet: report when collected */
+  unsigned char multi;    /* AL_FUV_RESULT holds a table of nres values */
+  int nres;
+  int ncb; /* number of done callbacks (AL_FUV_CBS is a table when > 1) */
+  al_Loop *loop;
+} al_Future;
+
+struct al_Task {
+  al_Future fut;
+  lua_State *co;
+  unsigned char started;
+  unsigned char must_cancel;
+  unsigned char scheduled; /* a step is in the ready queue */
+  unsigned char has_cmsg;
+  int num_cancels;
+  uint64_t id;
+};
+
+/* A call posted from another OS thread (see threadsafe.c). */
+typedef struct al_TsCall {
+  struct al_TsCall *next;
+  aloop_cfn fn;
+  void *ud;
+} al_TsCall;
+
+struct al_Loop {
+  struct ev_loop *ev;
+  unsigned char own_ev, running, stopping, closed, debug, interrupted;
+  lua_State *L;     /* the state running this loop (valid while running) */
+  lua_State *cur_L; /* the Lua thread executing right now (for the SIGINT hook) */
+  al_State *st;
+  /* Ready queue: a ring buffer kept in the array part of a Lua table (registry ref). */
+  int ready_ref;
+  long ready_head, ready_tail, ready_cap; /* cap is a power of two */
+  /* Timers: binary heap ordered by (when, seq); anchors table keeps the userdata alive. */
+  al_Handle **heap;
+  long heap_n, heap_cap;
+  uint64_t timer_seq;
+  int anchors_ref; /* table: timer handle -> true */
+  int tasks_ref;   /* table: pending task -> true (the loop keeps them alive) */
+  int handler_ref; /* exception handler function, or LUA_NOREF */
+  uint64_t task_counter;
+  al_Task *current_task;
+  double slow_callback_duration;
+  ev_timer wake;  /* fires at the earliest timer's deadline */
+  ev_async async; /* wake-up from other threads and signal handlers */
+  /* Thread-safe calls (any OS thread). */
+  pthread_mutex_t ts_mu;
+  al_TsCall *ts_head, *ts_tail;
+  int ts_closed;
+  volatile int sigint_flag;
+};
+
+/* loop.c */
+al_State *al_state(lua_State *L);
+al_Loop *al_checkloop(lua_State *L, int idx);
+al_Loop *al_toloop(lua_State *L, int idx);
+double al_now(void);
+void al_ready_push(lua_State *L, al_Loop *loop); /* pops a handle/task userdata */
+void al_push_loop(lua_State *L, al_Loop *loop);  /* pushes the loop userdata */
+void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(ctx) */
+int al_msgh(lua_State *L);
+void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
+void al_loop_open(lua_State *L);
+
+/* io.c */
+void al_io_open(lua_State *L);
+void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
+
+/* handle.c */
+al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
+void al_handle_run(lua_State *L, al_Handle *h, int hidx);
+void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx);
+void al_timer_unschedule(lua_State *L, al_Loop *loop, al_Handle *h);
+void al_timers_collect(lua_State *L, al_Loop *loop, double now);
+void al_handle_open(lua_State *L);
+
+/* future.c */
+al_Future *al_tofuture(lua_State *L, int idx); /* future or task, else NULL */
+al_Future *al_checkfuture(lua_State *L, int idx);
+al_Future *al_future_new(lua_State *L, al_Loop *loop, int loopidx);
+void al_future_set_result(lua_State *L, al_Future *f, int fidx, int first, int n);
+void al_future_set_exception(lua_State *L, al_Future *f, int fidx, int eidx, int tbidx);
+int al_future_cancel(lua_State *L, al_Future *f, int fidx, int msgidx);
+void al_future_add_callback(lua_State *L, al_Future *f, int fidx, int cbidx);
+int al_future_push_result(lua_State *L, al_Future *f, int fidx); /* or raises */
+int al_future_gc(lua_State *L);
+extern const luaL_Reg al_future_methods[];
+void al_future_open(lua_State *L);
+
+/* task.c */
+al_Task *al_totask(lua_State *L, int idx);
+void al_task_step(lua_State *L, al_Task *t, int tidx);
+int al_await(lua_State *L, int fidx); /* yields inside a task */
+int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
+void al_task_open(lua_State *L);
+
+/* errors.c */
+void al_error_push(lua_State *L, const char *cls, const char *msg); /* new error object */
+int al_error_raise(lua_State *L, const char *cls, const char *fmt, ...);
+int al_error_is(lua_State *L, int idx, const char *cls);
+void al_errors_open(lua_State *L);
+
+/* threadsafe.c */
+void al_ts_init(al_Loop *loop);
+void al_ts_drain(lua_State *L, al_Loop *loop);
+void al_ts_close(al_Loop *loop);
+void al_sigint_install(al_Loop *loop);
+void al_sigint_restore(al_Loop *loop);
+
+#endif

@@ -1,0 +1,724 @@
+/*
+** The event loop: one libev loop, a FIFO ready queue of handles and task steps, a timer heap
+** (handle.c) and the iteration that ties them together (loop_run_once, asyncio's _run_once).
+** Also the exception handler and the loop's Lua methods. Every call into Lua is protected:
+** nothing longjmps through ev_run.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+const char al_key_state = 0;
+static const char key_loops = 0;  /* weak table: light userdata al_Loop* -> loop userdata */
+static const char key_lasttb = 0; /* the traceback of the last error seen by al_msgh */
+
+#define READY_MIN 64
+
+double al_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+al_State *al_state(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &al_key_state);
+  al_State *st = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return st;
+}
+
+al_Loop *al_toloop(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  al_State *st = al_state(L);
+  const void *mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == st->loop_mt ? lua_touserdata(L, idx) : NULL;
+}
+
+al_Loop *al_checkloop(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, AL_LOOP_MT);
+}
+
+static al_Loop *checkopen(lua_State *L, int idx) {
+  al_Loop *loop = al_checkloop(L, idx);
+  if (loop->closed) luaL_error(L, "aloop: Event loop is closed");
+  return loop;
+}
+
+void al_push_loop(lua_State *L, al_Loop *loop) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loops);
+  lua_rawgetp(L, -1, loop);
+  lua_remove(L, -2);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Ready queue: a ring buffer in a Lua table (array part only), head/tail counted in C. */
+
+#define RING_HEAD(l) ((l)->ready_head)
+#define RING_TAIL(l) ((l)->ready_tail)
+#define RING_CAP(l) ((l)->ready_cap)
+
+static void ready_grow(lua_State *L, al_Loop *loop) {
+  long cap = RING_CAP(loop), ncap = cap * 2;
+  lua_createtable(L, (int)ncap, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+  for (long i = 0; i < cap; i++) {
+    lua_rawgeti(L, -1, ((RING_HEAD(loop) + i) & (cap - 1)) + 1);
+    lua_rawseti(L, -3, i + 1);
+  }
+  lua_pop(L, 1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+  RING_HEAD(loop) = 0;
+  RING_TAIL(loop) = cap;
+  RING_CAP(loop) = ncap;
+}
+
+void al_ready_push(lua_State *L, al_Loop *loop) {
+  if (RING_TAIL(loop) - RING_HEAD(loop) == RING_CAP(loop)) ready_grow(L, loop);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, (RING_TAIL(loop) & (RING_CAP(loop) - 1)) + 1);
+  RING_TAIL(loop)++;
+  lua_pop(L, 1);
+}
+
+static inline long ready_count(al_Loop *loop) { return RING_TAIL(loop) - RING_HEAD(loop); }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors and the exception handler. */
+
+/*
+** Message handler for every protected call into user code: remembers a traceback of where the
+** error happened, and stores it in aloop error tables that lack one.
+*/
+int al_msgh(lua_State *L) {
+  const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+  luaL_traceback(L, L, msg, 1);
+  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "traceback") == LUA_TNIL) {
+      lua_pushvalue(L, 2);
+      lua_setfield(L, 1, "traceback");
+    }
+    lua_pop(L, 1);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_lasttb);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* Pushes the traceback remembered by the last al_msgh call. */
+void al_push_lasttb(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_lasttb);
+}
+
+static int pcall_tostring(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Pushes tostring(v) for the value at idx, or a placeholder if __tostring raises. */
+static void push_description(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, pcall_tostring);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "<%s (tostring failed)>", luaL_typename(L, idx));
+  }
+}
+
+/* Formats ctx (a table) like asyncio's default handler and writes it to stderr. */
+static void default_handler(lua_State *L, int ctx) {
+  ctx = lua_absindex(L, ctx);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (lua_getfield(L, ctx, "message") != LUA_TNIL) {
+    push_description(L, -1);
+    luaL_addvalue(&b);
+  } else {
+    luaL_addstring(&b, "Unhandled error in event loop");
+  }
+  lua_pop(L, 1);
+  static const char *const keys[] = {"task", "future", "handle", "transport", "protocol", NULL};
+  for (int i = 0; keys[i]; i++) {
+    if (lua_getfield(L, ctx, keys[i]) != LUA_TNIL) {
+      luaL_addstring(&b, "\n");
+      luaL_addstring(&b, keys[i]);
+      luaL_addstring(&b, ": ");
+      push_description(L, -1);
+      luaL_addvalue(&b);
+    }
+    lua_pop(L, 1);
+  }
+  int tb_done = 0;
+  if (lua_getfield(L, ctx, "exception") != LUA_TNIL) {
+    luaL_addstring(&b, "\nexception: ");
+    push_description(L, -1);
+    luaL_addvalue(&b);
+    if (lua_istable(L, -1) && lua_getfield(L, -1, "traceback") == LUA_TSTRING) {
+      luaL_addstring(&b, "\n");
+      luaL_addvalue(&b);
+      tb_done = 1;
+    } else if (lua_istable(L, -1)) {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (!tb_done && lua_getfield(L, ctx, "traceback") == LUA_TSTRING) {
+    luaL_addstring(&b, "\n");
+    luaL_addvalue(&b);
+  } else if (!tb_done) {
+    lua_pop(L, 1);
+  }
+  luaL_addstring(&b, "\n");
+  luaL_pushresult(&b);
+  fputs(lua_tostring(L, -1), stderr);
+  fflush(stderr);
+  lua_pop(L, 1);
+}
+
+static int l_default_handler_p(lua_State *L) {
+  default_handler(L, 1);
+  return 0;
+}
+
+/*
+** Calls the loop's exception handler with the context table at `ctx`. A handler that raises is
+** itself reported through the default handler; nothing here ever raises.
+*/
+void al_report(lua_State *L, al_Loop *loop, int ctx) {
+  ctx = lua_absindex(L, ctx);
+  int top = lua_gettop(L);
+  if (loop && loop->handler_ref != LUA_NOREF) {
+    lua_pushcfunction(L, al_msgh);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
+    al_push_loop(L, loop);
+    lua_pushvalue(L, ctx);
+    if (lua_pcall(L, 2, 0, top + 1) == LUA_OK) {
+      lua_settop(L, top);
+      return;
+    }
+    /* STACK: msgh, err */
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "Unhandled error in exception handler");
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, top + 2);
+    lua_setfield(L, -2, "exception");
+    al_push_lasttb(L);
+    lua_setfield(L, -2, "traceback");
+    lua_pushvalue(L, ctx);
+    lua_setfield(L, -2, "context");
+    ctx = lua_gettop(L);
+  }
+  lua_pushcfunction(L, l_default_handler_p);
+  lua_pushvalue(L, ctx);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    fprintf(stderr, "aloop: exception handler failed: %s\n",
+            lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+  }
+  lua_settop(L, top);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The iteration. */
+
+static void wake_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+  (void)ev, (void)w, (void)revents;
+}
+
+/* Runs one ready entry (the userdata on top of the stack, popped). msgh at index `msgh`. */
+static void run_entry(lua_State *L, al_Loop *loop) {
+  unsigned char *kind = lua_touserdata(L, -1);
+  if (*kind == AL_KIND_TASK) {
+    al_Task *t = (al_Task *)kind;
+    t->scheduled = 0;
+    al_task_step(L, t, lua_gettop(L));
+  } else {
+    al_handle_run(L, (al_Handle *)kind, lua_gettop(L));
+  }
+  lua_pop(L, 1);
+  (void)loop;
+}
+
+/*
+** One iteration, as asyncio's _run_once: poll I/O (without blocking when callbacks are ready,
+** otherwise until the earliest timer), move due timers to the ready queue, then run exactly the
+** entries that were ready at that point; what they schedule runs in the next iteration.
+*/
+static void loop_run_once(lua_State *L, al_Loop *loop) {
+  if (ready_count(loop) > 0 || loop->stopping) {
+    ev_run(loop->ev, EVRUN_NOWAIT);
+  } else if (loop->heap_n > 0) {
+    double delay = loop->heap[0]->when - al_now();
+    if (delay <= 0) {
+      ev_run(loop->ev, EVRUN_NOWAIT);
+    } else {
+      ev_timer_set(&loop->wake, delay, 0.);
+      ev_timer_start(loop->ev, &loop->wake);
+      ev_run(loop->ev, EVRUN_ONCE);
+      ev_timer_stop(loop->ev, &loop->wake);
+    }
+  } else {
+    ev_run(loop->ev, EVRUN_ONCE);
+  }
+  if (loop->interrupted) return;
+  if (loop->heap_n > 0) al_timers_collect(L, loop, al_now());
+  long n = ready_count(loop);
+  for (long i = 0; i < n && !loop->interrupted; i++) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+    long slot = (RING_HEAD(loop) & (RING_CAP(loop) - 1)) + 1;
+    lua_rawgeti(L, -1, slot);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, slot);
+    lua_remove(L, -2);
+    RING_HEAD(loop)++;
+    run_entry(L, loop);
+  }
+}
+
+/* Raises aio.KeyboardInterrupt (SIGINT arrived while the loop ran). */
+static int raise_interrupt(lua_State *L) {
+  al_error_push(L, "KeyboardInterrupt", NULL);
+  return lua_error(L);
+}
+
+static int loop_run_forever(lua_State *L) {
+  al_Loop *loop = checkopen(L, 1);
+  al_State *st = loop->st;
+  if (loop->running) return luaL_error(L, "aloop: This event loop is already running");
+  if (st->running)
+    return luaL_error(L, "aloop: Cannot run the event loop while another loop is running");
+  al_Loop *prev_running = st->running;
+  lua_State *prev_L = loop->L;
+  loop->running = 1;
+  loop->L = loop->cur_L = L;
+  st->running = loop;
+  al_sigint_install(loop);
+  lua_settop(L, 1);
+  while (!loop->interrupted) {
+    loop_run_once(L, loop);
+    if (loop->stopping) break;
+  }
+  al_sigint_restore(loop);
+  loop->stopping = 0;
+  loop->running = 0;
+  loop->L = prev_L;
+  loop->cur_L = NULL;
+  st->running = prev_running;
+  if (loop->interrupted) {
+    loop->interrupted = 0;
+    return raise_interrupt(L);
+  }
+  return 0;
+}
+
+static int loop_stop(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  loop->stopping = 1;
+  return 0;
+}
+
+static int loop_is_running(lua_State *L) {
+  lua_pushboolean(L, al_checkloop(L, 1)->running);
+  return 1;
+}
+
+static int loop_is_closed(lua_State *L) {
+  lua_pushboolean(L, al_checkloop(L, 1)->closed);
+  return 1;
+}
+
+static int loop_time(lua_State *L) {
+  (void)al_checkloop(L, 1);
+  lua_pushnumber(L, al_now());
+  return 1;
+}
+
+static const struct {
+  const char *name;
+  unsigned int flag;
+} backends[] = {
+    {"select", EVBACKEND_SELECT}, {"poll", EVBACKEND_POLL},       {"epoll", EVBACKEND_EPOLL},
+    {"kqueue", EVBACKEND_KQUEUE}, {"devpoll", EVBACKEND_DEVPOLL}, {"port", EVBACKEND_PORT},
+#ifdef EVBACKEND_LINUXAIO
+    {"linuxaio", EVBACKEND_LINUXAIO},
+#endif
+#ifdef EVBACKEND_IOURING
+    {"io_uring", EVBACKEND_IOURING},
+#endif
+    {NULL, 0},
+};
+
+static int loop_backend(lua_State *L) {
+  al_Loop *loop = checkopen(L, 1);
+  unsigned int b = ev_backend(loop->ev);
+  for (int i = 0; backends[i].name; i++) {
+    if (backends[i].flag == b) {
+      lua_pushstring(L, backends[i].name);
+      return 1;
+    }
+  }
+  lua_pushinteger(L, b);
+  return 1;
+}
+
+/* loop:call_soon(fn, ...) -> Handle */
+static int loop_call_soon(lua_State *L) {
+  al_Loop *loop = checkopen(L, 1);
+  luaL_checkany(L, 2);
+  al_handle_new(L, loop, 2, lua_gettop(L) - 2, 0);
+  lua_pushvalue(L, -1);
+  al_ready_push(L, loop);
+  return 1;
+}
+
+/*
+** loop:call_soon_threadsafe(fn, ...): the Lua state itself is single-threaded, so from Lua this
+** is call_soon plus a wake-up of the loop (host threads use aloop_call_threadsafe).
+*/
+static int loop_call_soon_threadsafe(lua_State *L) {
+  int n = loop_call_soon(L);
+  ev_async_send(al_checkloop(L, 1)->ev, &al_checkloop(L, 1)->async);
+  return n;
+}
+
+static int schedule_timer(lua_State *L, al_Loop *loop, double when, int fnidx) {
+  al_Handle *h = al_handle_new(L, loop, fnidx, lua_gettop(L) - fnidx, 1);
+  h->when = when;
+  al_timer_schedule(L, loop, h, lua_gettop(L));
+  return 1;
+}
+
+/* loop:call_later(delay, fn, ...) -> TimerHandle; a negative delay means "now". */
+static int loop_call_later(lua_State *L) {
+  al_Loop *loop = checkopen(L, 1);
+  double delay = luaL_checknumber(L, 2);
+  luaL_checkany(L, 3);
+  if (isnan(delay)) return luaL_argerror(L, 2, "delay is NaN");
+  if (delay < 0) delay = 0;
+  return schedule_timer(L, loop, al_now() + delay, 3);
+}
+
+/* loop:call_at(when, fn, ...) -> TimerHandle; `when` is on the loop:time() clock. */
+static int loop_call_at(lua_State *L) {
+  al_Loop *loop = checkopen(L, 1);
+  double when = luaL_checknumber(L, 2);
+  luaL_checkany(L, 3);
+  if (isnan(when)) return luaL_argerror(L, 2, "when is NaN");
+  return schedule_timer(L, loop, when, 3);
+}
+
+static int loop_create_future(lua_State *L) {
+  al_Loop *loop = checkopen(L, 1);
+  al_future_new(L, loop, 1);
+  return 1;
+}
+
+static int loop_set_exception_handler(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (!lua_isnoneornil(L, 2) && !lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call"))
+    return luaL_argerror(L, 2, "a callable or nil expected");
+  lua_settop(L, 2);
+  luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
+  loop->handler_ref = lua_isnil(L, 2) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int loop_get_exception_handler(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (loop->handler_ref == LUA_NOREF) lua_pushnil(L);
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
+  return 1;
+}
+
+static int loop_default_exception_handler(lua_State *L) {
+  (void)al_checkloop(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  default_handler(L, 2);
+  return 0;
+}
+
+static int loop_call_exception_handler(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  al_report(L, loop, 2);
+  return 0;
+}
+
+static int loop_set_debug(lua_State *L) {
+  al_checkloop(L, 1)->debug = lua_toboolean(L, 2);
+  return 0;
+}
+
+static int loop_get_debug(lua_State *L) {
+  lua_pushboolean(L, al_checkloop(L, 1)->debug);
+  return 1;
+}
+
+/* Releases everything libev and the registry hold for this loop (close and __gc). */
+static void loop_release(lua_State *L, al_Loop *loop) {
+  if (loop->ev) {
+    ev_timer_stop(loop->ev, &loop->wake);
+    ev_async_stop(loop->ev, &loop->async);
+    al_ts_close(loop);
+    if (loop->own_ev) ev_loop_destroy(loop->ev);
+    loop->ev = NULL;
+  }
+  free(loop->heap);
+  loop->heap = NULL;
+  loop->heap_n = loop->heap_cap = 0;
+  int *refs[] = {&loop->ready_ref, &loop->anchors_ref, &loop->tasks_ref, &loop->handler_ref};
+  for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
+    *refs[i] = LUA_NOREF;
+  }
+  RING_HEAD(loop) = RING_TAIL(loop) = 0;
+}
+
+/*
+** loop:close(): reports tasks that are still pending ("Task was destroyed but it is pending!"),
+** drops every queued callback and timer and frees the libev loop. Idempotent.
+*/
+static int loop_close(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (loop->running) return luaL_error(L, "aloop: Cannot close a running event loop");
+  if (loop->closed) return 0;
+  /* Report tasks that never finished; they are abandoned with the loop. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "Task was destroyed but it is pending!");
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "task");
+    al_report(L, loop, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  /* Failed tasks nobody references any more report "exception was never retrieved" now. */
+  lua_gc(L, LUA_GCCOLLECT);
+  loop->closed = 1;
+  al_io_close(L, loop, 1);
+  al_State *st = loop->st;
+  if (st->default_loop_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->default_loop_ref);
+    if (lua_touserdata(L, -1) == loop) {
+      luaL_unref(L, LUA_REGISTRYINDEX, st->default_loop_ref);
+      st->default_loop_ref = LUA_NOREF;
+    }
+    lua_pop(L, 1);
+  }
+  loop_release(L, loop);
+  return 0;
+}
+
+static int loop_gc(lua_State *L) {
+  al_Loop *loop = lua_touserdata(L, 1);
+  if (!loop->closed) {
+    loop->closed = 1;
+    loop_release(L, loop);
+  }
+  pthread_mutex_destroy(&loop->ts_mu);
+  return 0;
+}
+
+static int loop_tostring(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  lua_pushfstring(L, "<aloop.Loop %s%s %p>", loop->running ? "running" : "idle",
+                  loop->closed ? " closed" : "", (void *)loop);
+  return 1;
+}
+
+/* Field access: methods first, then the per-loop attribute table (slow_callback_duration …). */
+static int loop_index(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1;
+  const char *k = lua_tostring(L, 2);
+  al_Loop *loop = lua_touserdata(L, 1);
+  if (k && strcmp(k, "slow_callback_duration") == 0) {
+    lua_pushnumber(L, loop->slow_callback_duration);
+    return 1;
+  }
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int loop_newindex(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  al_Loop *loop = lua_touserdata(L, 1);
+  if (k && strcmp(k, "slow_callback_duration") == 0) {
+    loop->slow_callback_duration = luaL_checknumber(L, 3);
+    return 0;
+  }
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* new_event_loop([opts]): opts.backend picks the libev backend; env ALOOP_BACKEND the default. */
+static int l_new_event_loop(lua_State *L) {
+  const char *bname = NULL;
+  if (lua_istable(L, 1) && lua_getfield(L, 1, "backend") != LUA_TNIL)
+    bname = luaL_checkstring(L, -1);
+  if (!bname) bname = getenv("ALOOP_BACKEND");
+  unsigned int flags = EVFLAG_AUTO;
+  if (bname && *bname) {
+    int found = 0;
+    for (int i = 0; backends[i].name; i++) {
+      if (strcmp(backends[i].name, bname) == 0) {
+        flags = backends[i].flag;
+        found = 1;
+      }
+    }
+    if (!found) return luaL_error(L, "aloop: unknown backend '%s'", bname);
+    if (!(ev_supported_backends() & flags))
+      return luaL_error(L, "aloop: backend '%s' is not supported on this system", bname);
+  }
+  al_Loop *loop = lua_newuserdatauv(L, sizeof *loop, 1);
+  memset(loop, 0, sizeof *loop);
+  loop->ready_ref = loop->anchors_ref = loop->tasks_ref = loop->handler_ref = LUA_NOREF;
+  loop->closed = 1; /* until fully set up: __gc must then only destroy the mutex */
+  pthread_mutex_init(&loop->ts_mu, NULL);
+  luaL_setmetatable(L, AL_LOOP_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  loop->ev = ev_loop_new(flags | EVFLAG_NOSIGMASK);
+  if (!loop->ev) return luaL_error(L, "aloop: cannot create a libev loop (backend %s)", bname);
+  loop->own_ev = 1;
+  loop->st = al_state(L);
+  loop->slow_callback_duration = 0.1;
+  const char *dbg = getenv("ALOOP_DEBUG");
+  loop->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+  lua_createtable(L, READY_MIN, 0);
+  loop->ready_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  RING_CAP(loop) = READY_MIN;
+  lua_newtable(L);
+  loop->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  loop->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ev_timer_init(&loop->wake, wake_cb, 0., 0.);
+  al_ts_init(loop);
+  loop->closed = 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loops);
+  lua_pushvalue(L, -2);
+  lua_rawsetp(L, -2, loop);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int l_get_running_loop(lua_State *L) {
+  al_State *st = al_state(L);
+  if (!st->running) return luaL_error(L, "aloop: no running event loop");
+  al_push_loop(L, st->running);
+  return 1;
+}
+
+/* The running loop, else the one set with set_event_loop, else a new one (then remembered). */
+static int l_get_event_loop(lua_State *L) {
+  al_State *st = al_state(L);
+  if (st->running) {
+    al_push_loop(L, st->running);
+    return 1;
+  }
+  if (st->default_loop_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->default_loop_ref);
+    return 1;
+  }
+  lua_settop(L, 0);
+  l_new_event_loop(L);
+  lua_pushvalue(L, -1);
+  st->default_loop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int l_set_event_loop(lua_State *L) {
+  al_State *st = al_state(L);
+  if (!lua_isnoneornil(L, 1)) al_checkloop(L, 1);
+  lua_settop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->default_loop_ref);
+  st->default_loop_ref = lua_isnil(L, 1) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* _get_running_loop(): the running loop or nil (for Lua-side helpers). */
+static int l_running_loop_or_nil(lua_State *L) {
+  al_State *st = al_state(L);
+  if (st->running) al_push_loop(L, st->running);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static const luaL_Reg loop_methods[] = {
+    {"run_forever", loop_run_forever},
+    {"stop", loop_stop},
+    {"close", loop_close},
+    {"is_running", loop_is_running},
+    {"is_closed", loop_is_closed},
+    {"time", loop_time},
+    {"backend", loop_backend},
+    {"call_soon", loop_call_soon},
+    {"call_soon_threadsafe", loop_call_soon_threadsafe},
+    {"call_later", loop_call_later},
+    {"call_at", loop_call_at},
+    {"create_future", loop_create_future},
+    {"set_exception_handler", loop_set_exception_handler},
+    {"get_exception_handler", loop_get_exception_handler},
+    {"default_exception_handler", loop_default_exception_handler},
+    {"call_exception_handler", loop_call_exception_handler},
+    {"set_debug", loop_set_debug},
+    {"get_debug", loop_get_debug},
+    {NULL, NULL},
+};
+
+static const luaL_Reg module_funcs[] = {
+    {"new_event_loop", l_new_event_loop},
+    {"get_event_loop", l_get_event_loop},
+    {"set_event_loop", l_set_event_loop},
+    {"get_running_loop", l_get_running_loop},
+    {"_running_loop", l_running_loop_or_nil},
+    {NULL, NULL},
+};
+
+/* Registers the Loop class; the module table is on top. core.Loop is the method table. */
+void al_loop_open(lua_State *L) {
+  al_State *st = al_state(L);
+  lua_newtable(L); /* weak registry of loops, for pushing a loop from C */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loops);
+
+  luaL_newmetatable(L, AL_LOOP_MT);
+  st->loop_mt = lua_topointer(L, -1);
+  luaL_newlib(L, loop_methods);
+  al_io_open(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "Loop"); /* module.Loop = methods */
+  lua_pushnil(L);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, loop_index, 2);
+  lua_setfield(L, -3, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, loop_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, loop_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, loop_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, module_funcs, 0);
+}

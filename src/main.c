@@ -1,0 +1,230 @@
+/*
+** The `aloop` interpreter: lua5.4's command line (script args, -e, -l, -i, -v, -) with the
+** aloop module preloaded, plus --debug and --backend NAME. With no script (or -i) it starts
+** the REPL of aloop.repl, whose lines run as tasks on a running loop. An uncaught error prints
+** the message and a traceback and exits 1.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "aloop.h"
+
+static const char *progname = "aloop";
+
+static void usage(const char *badopt) {
+  if (badopt) fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badopt);
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat        execute string 'stat'\n"
+          "  -i             enter interactive mode after executing 'script'\n"
+          "  -l mod         require library 'mod' into global 'mod'\n"
+          "  -v             show version information\n"
+          "  --debug        enable aloop debug mode (as ALOOP_DEBUG=1)\n"
+          "  --backend NAME use libev backend NAME (epoll, poll, select, io_uring, ...)\n"
+          "  --             stop handling options\n"
+          "  -              stop handling options and execute stdin\n",
+          progname);
+}
+
+/* Message handler: error objects with a traceback field keep theirs; others get one. */
+static int msghandler(lua_State *L) {
+  if (lua_istable(L, 1)) {
+    lua_getfield(L, 1, "traceback");
+    const char *tb = lua_tostring(L, -1);
+    const char *msg = luaL_tolstring(L, 1, NULL);
+    if (tb) lua_pushfstring(L, "%s\n%s", msg, tb);
+    else luaL_traceback(L, L, msg, 1);
+    return 1;
+  }
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static int report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object)");
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+static int docall(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  int status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base);
+  return status;
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+  int status = luaL_loadbuffer(L, s, strlen(s), name);
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  return report(L, status);
+}
+
+static int dolibrary(lua_State *L, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, name);
+  int status = docall(L, 1, 1);
+  if (status == LUA_OK) lua_setglobal(L, name);
+  return report(L, status);
+}
+
+static int runrepl(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "aloop.repl");
+  int status = docall(L, 1, 1);
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  return report(L, status);
+}
+
+typedef struct Opts {
+  int script;      /* index in argv of the script, or 0 */
+  int interactive; /* -i */
+  int version;     /* -v */
+  int stdin_script;
+  int has_e;
+} Opts;
+
+/* First pass: validate options, find the script, apply --debug/--backend. */
+static int collectargs(char **argv, Opts *o) {
+  for (int i = 1; argv[i]; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') {
+      o->script = i;
+      return 1;
+    }
+    if (strcmp(a, "-") == 0) {
+      o->script = i;
+      o->stdin_script = 1;
+      return 1;
+    }
+    if (strcmp(a, "--") == 0) {
+      if (argv[i + 1]) o->script = i + 1;
+      return 1;
+    }
+    if (strcmp(a, "-i") == 0) o->interactive = o->version = 1;
+    else if (strcmp(a, "-v") == 0) o->version = 1;
+    else if (strcmp(a, "--debug") == 0) setenv("ALOOP_DEBUG", "1", 1);
+    else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0 || strcmp(a, "--backend") == 0) {
+      if (a[1] == 'e') o->has_e = 1;
+      if (!argv[i + 1]) {
+        fprintf(stderr, "%s: '%s' needs argument\n", progname, a);
+        usage(NULL);
+        return 0;
+      }
+      if (strcmp(a, "--backend") == 0) setenv("ALOOP_BACKEND", argv[i + 1], 1);
+      i++;
+    } else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
+      if (a[1] == 'e') o->has_e = 1; /* -estat, -lmod */
+    } else {
+      usage(a);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Second pass: run -e and -l in order. */
+static int runargs(lua_State *L, char **argv, int upto) {
+  for (int i = 1; i < upto && argv[i]; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || strcmp(a, "--") == 0 || strcmp(a, "-") == 0) break;
+    if (a[1] == 'e' || a[1] == 'l') {
+      const char *extra = a[2] ? a + 2 : argv[++i];
+      int status = a[1] == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
+      if (status != LUA_OK) return 0;
+    } else if (strcmp(a, "--backend") == 0) {
+      i++;
+    }
+  }
+  return 1;
+}
+
+static void createargtable(lua_State *L, char **argv, int argc, int script) {
+  lua_createtable(L, argc - script, script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = lua_touserdata(L, 2);
+  Opts o = {0, 0, 0, 0, 0};
+  if (argv[0] && argv[0][0]) progname = argv[0];
+  if (!collectargs(argv, &o)) return 0;
+  luaL_openlibs(L);
+  luaL_requiref(L, "aloop", luaopen_aloop, 0);
+  lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_aloop);
+  lua_setfield(L, -2, "aloop");
+  lua_pop(L, 1);
+  createargtable(L, argv, argc, o.script ? o.script : 0);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  if (o.version) {
+    printf("aloop %s (%s, libev %d.%d)\n", ALOOP_VERSION, LUA_RELEASE, ev_version_major(),
+           ev_version_minor());
+    fflush(stdout);
+  }
+  if (!runargs(L, argv, o.script ? o.script : argc)) return 0;
+  if (o.script) {
+    const char *fname = o.stdin_script ? NULL : argv[o.script];
+    int status = luaL_loadfile(L, fname);
+    if (status == LUA_OK) {
+      int n = 0;
+      for (int i = o.script + 1; i < argc; i++, n++) lua_pushstring(L, argv[i]);
+      status = docall(L, n, LUA_MULTRET);
+    }
+    if (report(L, status) != LUA_OK) return 0;
+  }
+  if (o.interactive) {
+    if (runrepl(L) != LUA_OK) return 0;
+  } else if (!o.script && !o.has_e && !o.version) {
+    if (isatty(0)) {
+      printf("aloop %s (%s)\n", ALOOP_VERSION, LUA_RELEASE);
+      if (runrepl(L) != LUA_OK) return 0;
+    } else { /* like lua5.4: run stdin as the script */
+      int status = luaL_loadfile(L, NULL);
+      if (status == LUA_OK) status = docall(L, 0, 0);
+      if (report(L, status) != LUA_OK) return 0;
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fprintf(stderr, "%s: cannot create state: not enough memory\n", argv[0]);
+    return EXIT_FAILURE;
+  }
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int status = lua_pcall(L, 2, 1, 0);
+  int ok = status == LUA_OK && lua_toboolean(L, -1);
+  report(L, status);
+  lua_close(L);
+  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,66 @@
+/*
+** Module entry points: luaopen_aloop_core (the C core as `aloop.core`) and luaopen_aloop,
+** which also registers the Lua half (the files of lua/aloop, compiled into the library by CMake as
+** al_lua_sources) in package.preload and returns the public table from aloop/init.lua.
+*/
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct al_LuaSource {
+  const char *name; /* module name, e.g. "aloop.init" */
+  const char *file; /* chunk name for tracebacks, e.g. "@lua/aloop/init.lua" */
+  const unsigned char *src;
+  size_t len;
+} al_LuaSource;
+
+extern const al_LuaSource al_lua_sources[]; /* generated: lua_sources.c */
+
+int luaopen_aloop_core(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &al_key_state);
+  int have = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  lua_newtable(L);
+  if (!have) {
+    al_State *st = lua_newuserdatauv(L, sizeof *st, 0);
+    memset(st, 0, sizeof *st);
+    st->default_loop_ref = LUA_NOREF;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_state);
+  }
+  al_errors_open(L);
+  al_loop_open(L);
+  al_handle_open(L);
+  al_future_open(L);
+  al_task_open(L);
+  lua_pushliteral(L, ALOOP_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}
+
+aloop_loop *aloop_toloop(lua_State *L, int idx) { return al_toloop(L, idx); }
+
+static int load_source(lua_State *L) {
+  const al_LuaSource *s = lua_touserdata(L, lua_upvalueindex(1));
+  if (luaL_loadbufferx(L, (const char *)s->src, s->len, s->file, "t") != LUA_OK) return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int luaopen_aloop(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_aloop_core);
+  lua_setfield(L, -2, "aloop.core");
+  for (const al_LuaSource *s = al_lua_sources; s->name; s++) {
+    lua_pushlightuserdata(L, (void *)s);
+    lua_pushcclosure(L, load_source, 1);
+    lua_setfield(L, -2, s->name);
+  }
+  lua_pop(L, 1);
+  /* require "aloop.init" through the preload we just set (so it is loaded once) */
+  lua_getglobal(L, "require");
+  if (lua_isnil(L, -1)) return luaL_error(L, "aloop: open the package library first");
+  lua_pushliteral(L, "aloop.init");
+  lua_call(L, 1, 1);
+  return 1;
+}

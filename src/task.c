@@ -1,0 +1,615 @@
+/*
+** Tasks: a Future that steps a Lua coroutine with lua_resume. A task suspends by yielding the
+** future it waits on (al_await); the stepper hangs the task on that future's callbacks and the
+** future's completion schedules the next step. Cancellation raises CancelledError at the
+** suspension point. The coroutine body runs under a protected call inside the coroutine, so
+** to-be-closed variables are closed on return, error and cancellation.
+** Also sleep(), current_task() and all_tasks().
+*/
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char al_key_throw = 0;
+
+al_Task *al_totask(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TUSERDATA) return NULL;
+  if (!lua_getmetatable(L, idx)) return NULL;
+  const void *mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == al_state(L)->task_mt ? lua_touserdata(L, idx) : NULL;
+}
+
+static al_Task *checktask(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, AL_TASK_MT);
+}
+
+/* The task whose coroutine is L, or NULL (a callback, the main chunk, a nested coroutine). */
+static al_Task *running_task(lua_State *L, al_State *st) {
+  al_Loop *loop = st->running;
+  if (!loop || !loop->current_task || loop->current_task->co != L) return NULL;
+  return loop->current_task;
+}
+
+/* Raises the "not inside a task" error that names the fix. */
+static int not_in_task(lua_State *L, const char *what) {
+  al_State *st = al_state(L);
+  if (st->running && st->running->current_task)
+    return luaL_error(L,
+                      "aloop.%s: called from a coroutine that is not the task's own "
+                      "(do not suspend inside coroutine.wrap/resume within a task)",
+                      what);
+  return luaL_error(L,
+                    "aloop.%s: not inside a task; use loop:run_until_complete(fn) or "
+                    "aio.run(main) and call it from there",
+                    what);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The coroutine body: fn(...) under a protected call; returns true, results / false, err, tb. */
+
+static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status == LUA_OK || status == LUA_YIELD) {
+    lua_pushboolean(L, 1);
+    lua_replace(L, 1); /* the message handler's slot */
+    return lua_gettop(L);
+  }
+  /* STACK: msgh, err */
+  lua_pushboolean(L, 0);
+  lua_replace(L, 1);
+  al_push_lasttb(L);
+  return 3;
+}
+
+static int task_main(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_pushcfunction(L, al_msgh);
+  lua_insert(L, 1);
+  int status = lua_pcallk(L, n - 1, LUA_MULTRET, 1, 0, task_main_k);
+  return task_main_k(L, status, 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Creation and stepping. */
+
+static void schedule_step(lua_State *L, al_Task *t, int tidx) {
+  if (t->scheduled) return;
+  t->scheduled = 1;
+  lua_pushvalue(L, tidx);
+  al_ready_push(L, t->fut.loop);
+}
+
+/*
+** _new_task(loop, name, coro, fn, ...): a task that will run fn(...). `coro` is what get_coro()
+** returns (the coroutine object it came from, or nil for a plain function).
+*/
+static int l_new_task(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 4;
+  al_Task *t = lua_newuserdatauv(L, sizeof *t, AL_TASK_NUV);
+  memset(t, 0, sizeof *t);
+  t->fut.kind = AL_KIND_TASK;
+  t->fut.loop = loop;
+  t->id = ++loop->task_counter;
+  luaL_setmetatable(L, AL_TASK_MT);
+  int tidx = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, tidx, AL_FUV_LOOP);
+  if (lua_isnil(L, 2)) lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+  else lua_pushvalue(L, 2);
+  lua_setiuservalue(L, tidx, AL_FUV_NAME);
+  lua_pushvalue(L, lua_isnil(L, 3) ? 4 : 3);
+  lua_setiuservalue(L, tidx, AL_FUV_CORO);
+  lua_State *co = lua_newthread(L);
+  t->co = co;
+  *(al_Task **)lua_getextraspace(co) = t;
+  lua_setiuservalue(L, tidx, AL_FUV_CO);
+  lua_pushcfunction(co, task_main);
+  lua_pushvalue(L, 4);
+  lua_xmove(L, co, 1);
+  for (int i = 0; i < nargs; i++) lua_pushvalue(L, 5 + i);
+  lua_xmove(L, co, nargs);
+  /* The loop keeps the task alive until it is done. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
+  lua_pushvalue(L, tidx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  schedule_step(L, t, tidx);
+  return 1;
+}
+
+/* The task is done: release the coroutine, unanchor, run callbacks. */
+static void task_finished(lua_State *L, al_Task *t, int tidx) {
+  lua_pushnil(L);
+  lua_setiuservalue(L, tidx, AL_FUV_CO);
+  lua_pushnil(L);
+  lua_setiuservalue(L, tidx, AL_FUV_WAITER);
+  t->co = NULL;
+  al_Loop *loop = t->fut.loop;
+  if (loop->tasks_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
+    lua_pushvalue(L, tidx);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+}
+
+/* Marks the task cancelled with message at msgidx (0: the pending cancel message). */
+static void task_set_cancelled(lua_State *L, al_Task *t, int tidx, int msgidx) {
+  if (msgidx) lua_pushvalue(L, msgidx);
+  else lua_getiuservalue(L, tidx, AL_FUV_CMSG);
+  int m = lua_gettop(L);
+  task_finished(L, t, tidx);
+  al_future_cancel(L, &t->fut, tidx, m);
+  lua_pop(L, 1);
+}
+
+/* Pushes CancelledError with the task's pending cancel message. */
+static void push_cancel_error(lua_State *L, al_Task *t, int tidx) {
+  lua_getiuservalue(L, tidx, AL_FUV_CMSG);
+  al_error_push(L, "CancelledError", t->has_cmsg ? lua_tostring(L, -1) : NULL);
+  lua_remove(L, -2);
+}
+
+/*
+** One step (asyncio's Task.__step): resume the coroutine, then look at what it did. A yielded
+** future becomes the waiter (the task is woken by its completion); a bare yield means "run me
+** again soon"; returning or raising finishes the task.
+*/
+void al_task_step(lua_State *L, al_Task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  if (t->fut.state != AL_PENDING) return;
+  al_Loop *loop = t->fut.loop;
+  lua_State *co = t->co;
+  int base = lua_gettop(L);
+  int nargs;
+  lua_pushnil(L);
+  lua_setiuservalue(L, tidx, AL_FUV_WAITER);
+  if (!t->started) {
+    t->started = 1;
+    if (t->must_cancel) { /* cancelled before it ever ran: the body never starts */
+      task_set_cancelled(L, t, tidx, 0);
+      return;
+    }
+    nargs = lua_gettop(co) - 1;
+  } else if (t->must_cancel) {
+    t->must_cancel = 0;
+    lua_pushlightuserdata(co, (void *)&al_key_throw);
+    push_cancel_error(L, t, tidx);
+    lua_xmove(L, co, 1);
+    nargs = 2;
+  } else {
+    nargs = 0;
+  }
+  al_Task *prev = loop->current_task;
+  lua_State *prev_L = loop->cur_L;
+  loop->current_task = t;
+  loop->cur_L = co;
+  int nres = 0;
+  int status = lua_resume(co, L, nargs, &nres);
+  loop->current_task = prev;
+  loop->cur_L = prev_L;
+
+  if (status == LUA_YIELD) {
+    if (nres == 0) { /* sleep(0) or a bare yield */
+      schedule_step(L, t, tidx);
+      return;
+    }
+    lua_xmove(co, L, 1);
+    lua_pop(co, nres - 1);
+    al_Future *w = al_tofuture(L, -1);
+    if (!w || w->loop != loop) {
+      /* Only aloop's own suspension points yield futures; anything else is a misuse that we
+         cannot resume sensibly: the task fails (to-be-closed variables are closed). */
+      lua_pushfstring(L, "aloop: bad yield from a task (%s); suspend with aloop functions, "
+                         "not coroutine.yield", w ? "a future of another loop" : luaL_typename(L, -1));
+      lua_resetthread(co);
+      task_finished(L, t, tidx);
+      al_future_set_exception(L, &t->fut, tidx, -1, 0);
+      lua_settop(L, base);
+      return;
+    }
+    if (w->state != AL_PENDING) {
+      schedule_step(L, t, tidx);
+    } else {
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, tidx, AL_FUV_WAITER);
+      lua_pushvalue(L, tidx);
+      al_future_add_callback(L, w, -2, -1);
+      lua_pop(L, 1);
+      if (t->must_cancel) {
+        /* cancel() ran during this step: pass it on to what we now wait for */
+        int m = 0;
+        if (t->has_cmsg) {
+          lua_getiuservalue(L, tidx, AL_FUV_CMSG);
+          m = lua_gettop(L);
+        }
+        int ok = w->kind == AL_KIND_TASK ? al_task_cancel(L, (al_Task *)w, base + 1, m)
+                                          : al_future_cancel(L, w, base + 1, m);
+        if (ok) t->must_cancel = 0;
+      }
+    }
+    lua_settop(L, base);
+    return;
+  }
+
+  if (status == LUA_OK) {
+    /* STACK(co): true, results... | false, err, tb */
+    int ok = lua_toboolean(co, 1);
+    lua_xmove(co, L, nres);
+    int first = base + 2;
+    if (ok) {
+      if (t->must_cancel) {
+        task_set_cancelled(L, t, tidx, 0);
+      } else {
+        task_finished(L, t, tidx);
+        al_future_set_result(L, &t->fut, tidx, first, nres - 1);
+      }
+    } else if (al_error_is(L, first, "CancelledError")) {
+      lua_getfield(L, first, "message");
+      task_set_cancelled(L, t, tidx, lua_gettop(L));
+    } else {
+      task_finished(L, t, tidx);
+      if (al_error_is(L, first, "KeyboardInterrupt")) loop->interrupted = 1;
+      al_future_set_exception(L, &t->fut, tidx, first, first + 1);
+    }
+    lua_settop(L, base);
+    return;
+  }
+
+  /* An error outside the protected body (out of memory, a failing __close): still an error. */
+  lua_xmove(co, L, 1);
+  task_finished(L, t, tidx);
+  al_future_set_exception(L, &t->fut, tidx, -1, 0);
+  lua_settop(L, base);
+}
+
+/*
+** Requests cancellation (asyncio's Task.cancel): cancels the awaited future if there is one,
+** otherwise arranges for CancelledError to be raised at the next step. 1 if requested.
+*/
+int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx) {
+  if (t->fut.state != AL_PENDING) return 0;
+  tidx = lua_absindex(L, tidx);
+  t->num_cancels++;
+  if (msgidx) {
+    lua_pushvalue(L, msgidx);
+    lua_setiuservalue(L, tidx, AL_FUV_CMSG);
+    t->has_cmsg = 1;
+  }
+  if (lua_getiuservalue(L, tidx, AL_FUV_WAITER) != LUA_TNIL) {
+    al_Future *w = al_tofuture(L, -1);
+    int ok = w->kind == AL_KIND_TASK ? al_task_cancel(L, (al_Task *)w, -1, msgidx)
+                                      : al_future_cancel(L, w, -1, msgidx);
+    lua_pop(L, 1);
+    if (ok) return 1; /* the waiter's completion wakes us with CancelledError */
+  } else {
+    lua_pop(L, 1);
+  }
+  t->must_cancel = 1;
+  return 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Suspension points. */
+
+/* Resumed: either raise what the stepper threw in, or return the awaited future's results. */
+static int await_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  int fidx = (int)ctx;
+  if (lua_gettop(L) >= fidx + 2 && lua_touserdata(L, fidx + 1) == &al_key_throw) {
+    lua_settop(L, fidx + 2);
+    return lua_error(L);
+  }
+  lua_settop(L, fidx);
+  return al_future_push_result(L, lua_touserdata(L, fidx), fidx);
+}
+
+int al_await(lua_State *L, int fidx) {
+  fidx = lua_absindex(L, fidx);
+  al_Future *f = al_checkfuture(L, fidx);
+  al_State *st = al_state(L);
+  al_Task *t = running_task(L, st);
+  if (f->state != AL_PENDING) return al_future_push_result(L, f, fidx);
+  if (!t) return not_in_task(L, "await");
+  if (f == &t->fut) return luaL_error(L, "aloop: a task cannot await itself");
+  if (f->loop != t->fut.loop)
+    return luaL_error(L, "aloop: the awaited future is attached to a different loop");
+  lua_settop(L, fidx);
+  lua_pushvalue(L, fidx);
+  return lua_yieldk(L, 1, fidx, await_k);
+}
+
+/* core.await(fut) */
+static int l_await(lua_State *L) {
+  al_checkfuture(L, 1);
+  lua_settop(L, 1);
+  return al_await(L, 1);
+}
+
+/* Timer callback of sleep(): completes the future unless it was cancelled meanwhile. */
+static int sleep_wakeup(lua_State *L) {
+  al_Future *f = lua_touserdata(L, 1);
+  if (f->state == AL_PENDING) al_future_set_result(L, f, 1, 2, 0);
+  return 0;
+}
+
+/* STACK: delay, args..., [fut, timer] then the resume values. */
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  int nargs = (int)(ctx >> 1), timed = (int)(ctx & 1);
+  int top = 1 + nargs + (timed ? 2 : 0);
+  if (timed) {
+    al_Handle *h = lua_touserdata(L, top);
+    if (!h->cancelled && h->heap_idx >= 0 && !h->loop->closed) {
+      h->cancelled = 1;
+      al_timer_unschedule(L, h->loop, h);
+    }
+  }
+  if (lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &al_key_throw) {
+    lua_settop(L, top + 2);
+    return lua_error(L);
+  }
+  if (timed) {
+    al_Future *f = lua_touserdata(L, top - 1);
+    if (f->state == AL_CANCELLED) {
+      lua_settop(L, top - 1);
+      return al_future_push_result(L, f, top - 1);
+    }
+  }
+  lua_settop(L, 1 + nargs);
+  return nargs;
+}
+
+/* aio.sleep(delay, ...): suspends the task for delay seconds and returns the extra args. */
+static int l_sleep(lua_State *L) {
+  double delay = luaL_checknumber(L, 1);
+  if (isnan(delay)) return luaL_argerror(L, 1, "delay is NaN");
+  int nargs = lua_gettop(L) - 1;
+  al_State *st = al_state(L);
+  al_Task *t = running_task(L, st);
+  if (!t) return not_in_task(L, "sleep");
+  if (delay <= 0) return lua_yieldk(L, 0, (lua_KContext)nargs << 1, sleep_k);
+  al_Loop *loop = t->fut.loop;
+  al_push_loop(L, loop);
+  al_future_new(L, loop, -1);
+  lua_remove(L, -2);
+  int fidx = lua_gettop(L);
+  lua_pushcfunction(L, sleep_wakeup);
+  lua_pushvalue(L, fidx);
+  al_Handle *h = al_handle_new(L, loop, -2, 1, 1);
+  lua_remove(L, -2);
+  lua_remove(L, -2);
+  h->when = al_now() + delay;
+  al_timer_schedule(L, loop, h, -1);
+  lua_pushvalue(L, fidx);
+  return lua_yieldk(L, 1, ((lua_KContext)nargs << 1) | 1, sleep_k);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lua methods. */
+
+static int task_cancel(lua_State *L) {
+  al_Task *t = checktask(L, 1);
+  lua_pushboolean(L, al_task_cancel(L, t, 1, lua_isnoneornil(L, 2) ? 0 : 2));
+  return 1;
+}
+
+static int task_cancelling(lua_State *L) {
+  lua_pushinteger(L, checktask(L, 1)->num_cancels);
+  return 1;
+}
+
+static int task_uncancel(lua_State *L) {
+  al_Task *t = checktask(L, 1);
+  if (t->num_cancels > 0) t->num_cancels--;
+  lua_pushinteger(L, t->num_cancels);
+  return 1;
+}
+
+static int task_get_name(lua_State *L) {
+  checktask(L, 1);
+  lua_getiuservalue(L, 1, AL_FUV_NAME);
+  return 1;
+}
+
+static int task_set_name(lua_State *L) {
+  checktask(L, 1);
+  luaL_checkany(L, 2);
+  lua_pushstring(L, luaL_tolstring(L, 2, NULL));
+  lua_setiuservalue(L, 1, AL_FUV_NAME);
+  return 0;
+}
+
+static int task_get_coro(lua_State *L) {
+  checktask(L, 1);
+  lua_getiuservalue(L, 1, AL_FUV_CORO);
+  return 1;
+}
+
+static int task_no_set(lua_State *L) {
+  return luaL_error(L, "aloop: Task does not support set_result() or set_exception()");
+}
+
+/*
+** get_stack([limit]): the frames of the suspended coroutine, innermost first, as tables
+** {source=, line=, name=}; aloop's own C frames are left out. Empty once the task is done.
+*/
+static int task_get_stack(lua_State *L) {
+  al_Task *t = checktask(L, 1);
+  lua_Integer limit = luaL_optinteger(L, 2, 1000);
+  lua_newtable(L);
+  if (!t->co || !t->started) return 1;
+  lua_Debug ar;
+  int n = 0;
+  for (int level = 0; n < limit && lua_getstack(t->co, level, &ar); level++) {
+    lua_getinfo(t->co, "Sln", &ar);
+    if (ar.currentline < 0) continue; /* C functions: the await machinery */
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, ar.short_src);
+    lua_setfield(L, -2, "source");
+    lua_pushinteger(L, ar.currentline);
+    lua_setfield(L, -2, "line");
+    lua_pushstring(L, ar.name ? ar.name : (*ar.what == 'm' ? "main chunk" : "?"));
+    lua_setfield(L, -2, "name");
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int task_tostring(lua_State *L);
+
+/* print_stack([file]): "Stack for <Task ...> (most recent call last):" then one line a frame. */
+static int task_print_stack(lua_State *L) {
+  checktask(L, 1);
+  lua_settop(L, 2);
+  lua_pushcfunction(L, task_get_stack);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  int frames = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushcfunction(L, task_tostring);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  lua_pushfstring(L, "Stack for %s (most recent call last):\n", lua_tostring(L, -1));
+  lua_remove(L, -2);
+  luaL_addvalue(&b);
+  lua_Integer n = luaL_len(L, frames);
+  if (n == 0) luaL_addstring(&b, "No stack for this task.\n");
+  for (lua_Integer i = n; i >= 1; i--) {
+    lua_rawgeti(L, frames, i);
+    lua_getfield(L, -1, "source");
+    lua_getfield(L, -2, "line");
+    lua_getfield(L, -3, "name");
+    lua_pushfstring(L, "  %s:%d: in %s\n", lua_tostring(L, -3), (int)lua_tointeger(L, -2),
+                    lua_tostring(L, -1));
+    lua_replace(L, -5);
+    lua_pop(L, 3);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  if (lua_isnil(L, 2)) {
+    fputs(lua_tostring(L, -1), stdout);
+    fflush(stdout);
+  } else {
+    lua_getfield(L, 2, "write");
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 0);
+  }
+  return 0;
+}
+
+static int task_tostring(lua_State *L) {
+  al_Task *t = checktask(L, 1);
+  lua_getiuservalue(L, 1, AL_FUV_NAME);
+  const char *name = luaL_tolstring(L, -1, NULL);
+  if (t->fut.state == AL_PENDING)
+    lua_pushfstring(L, "<Task pending name='%s'>", name);
+  else if (t->fut.state == AL_CANCELLED)
+    lua_pushfstring(L, "<Task cancelled name='%s'>", name);
+  else if (t->fut.has_exc) {
+    lua_getiuservalue(L, 1, AL_FUV_RESULT);
+    lua_pushfstring(L, "<Task finished name='%s' exception=%s>", name, luaL_tolstring(L, -1, NULL));
+  } else {
+    lua_pushfstring(L, "<Task finished name='%s'>", name);
+  }
+  return 1;
+}
+
+/* aio.current_task([loop]) */
+static int l_current_task(lua_State *L) {
+  al_Loop *loop = lua_isnoneornil(L, 1) ? al_state(L)->running : al_checkloop(L, 1);
+  if (!loop || !loop->current_task) {
+    lua_pushnil(L);
+    return 1;
+  }
+  /* The current task is anchored in the loop's tasks table; find its userdata there. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    if (lua_touserdata(L, -1) == loop->current_task) return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* aio.isfuture(x): a Future or Task of aloop */
+static int l_isfuture(lua_State *L) {
+  lua_pushboolean(L, al_tofuture(L, 1) != NULL);
+  return 1;
+}
+
+/* aio.all_tasks([loop]): a set (table keyed by task) of the loop's unfinished tasks. */
+static int l_all_tasks(lua_State *L) {
+  al_Loop *loop = lua_isnoneornil(L, 1) ? al_state(L)->running : al_checkloop(L, 1);
+  lua_newtable(L);
+  if (!loop) {
+    al_State *st = al_state(L);
+    if (st->default_loop_ref == LUA_NOREF) return 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->default_loop_ref);
+    loop = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+  }
+  if (loop->tasks_ref == LUA_NOREF) return 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -5);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+static const luaL_Reg task_methods[] = {
+    {"cancel", task_cancel},
+    {"cancelling", task_cancelling},
+    {"uncancel", task_uncancel},
+    {"get_name", task_get_name},
+    {"set_name", task_set_name},
+    {"get_coro", task_get_coro},
+    {"get_stack", task_get_stack},
+    {"print_stack", task_print_stack},
+    {"set_result", task_no_set},
+    {"set_exception", task_no_set},
+    {NULL, NULL},
+};
+
+static const luaL_Reg module_funcs[] = {
+    {"_new_task", l_new_task},
+    {"await_future", l_await},
+    {"sleep", l_sleep},
+    {"current_task", l_current_task},
+    {"all_tasks", l_all_tasks},
+    {"isfuture", l_isfuture},
+    {NULL, NULL},
+};
+
+void al_task_open(lua_State *L) {
+  al_State *st = al_state(L);
+  luaL_newmetatable(L, AL_TASK_MT);
+  st->task_mt = lua_topointer(L, -1);
+  lua_newtable(L);
+  luaL_setfuncs(L, al_future_methods, 0);
+  luaL_setfuncs(L, task_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "Task"); /* module.Task = methods */
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, task_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, al_future_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, module_funcs, 0);
+}
