@@ -24,7 +24,7 @@ al_Future *al_future_new(lua_State *L, al_Loop *loop, int loopidx) {
   al_Future *f = lua_newuserdatauv(L, sizeof *f, AL_FUTURE_NUV);
   f->kind = AL_KIND_FUTURE;
   f->state = AL_PENDING;
-  f->has_exc = f->log_exc = f->multi = 0;
+  f->has_exc = f->log_exc = f->multi = f->cancel_hook = 0;
   f->nres = f->ncb = 0;
   f->loop = loop;
   luaL_setmetatable(L, AL_FUTURE_MT);
@@ -71,6 +71,7 @@ static void schedule_callbacks(lua_State *L, al_Future *f, int fidx) {
 void al_future_set_result(lua_State *L, al_Future *f, int fidx, int first, int n) {
   fidx = lua_absindex(L, fidx);
   first = lua_absindex(L, first);
+  f->cancel_hook = 0;
   f->nres = n;
   f->multi = n > 1;
   if (n == 1) {
@@ -92,6 +93,7 @@ void al_future_set_result(lua_State *L, al_Future *f, int fidx, int first, int n
 /* Finishes with the error at eidx; tbidx (or 0) is a traceback string for reports. */
 void al_future_set_exception(lua_State *L, al_Future *f, int fidx, int eidx, int tbidx) {
   fidx = lua_absindex(L, fidx);
+  f->cancel_hook = 0;
   lua_pushvalue(L, eidx);
   lua_setiuservalue(L, fidx, AL_FUV_RESULT);
   if (tbidx) lua_pushvalue(L, tbidx);
@@ -103,10 +105,39 @@ void al_future_set_exception(lua_State *L, al_Future *f, int fidx, int eidx, int
   schedule_callbacks(L, f, fidx);
 }
 
+/*
+** A cancel hook (aggregates like gather): cancel() calls hook(fut, msg) instead of cancelling,
+** and the hook decides (it cancels the children; the future finishes when they do). A hook
+** that raises is reported and counts as "not cancelled".
+*/
+static int call_cancel_hook(lua_State *L, al_Future *f, int fidx, int msgidx) {
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, al_msgh);
+  lua_getiuservalue(L, fidx, AL_FUV_RESULT);
+  lua_pushvalue(L, fidx);
+  if (msgidx) lua_pushvalue(L, msgidx);
+  else lua_pushnil(L);
+  int ok = 0;
+  if (lua_pcall(L, 2, 1, top + 1) == LUA_OK) {
+    ok = lua_toboolean(L, -1);
+  } else {
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "Exception in a future's cancel hook");
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "exception");
+    al_report(L, f->loop, -1);
+  }
+  lua_settop(L, top);
+  return ok;
+}
+
 /* Plain future cancel (tasks have their own): 1 if it was pending. msgidx may be 0. */
 int al_future_cancel(lua_State *L, al_Future *f, int fidx, int msgidx) {
   if (f->state != AL_PENDING) return 0;
   fidx = lua_absindex(L, fidx);
+  if (msgidx) msgidx = lua_absindex(L, msgidx);
+  if (f->cancel_hook) return call_cancel_hook(L, f, fidx, msgidx);
   if (msgidx) lua_pushvalue(L, msgidx);
   else lua_pushnil(L);
   lua_setiuservalue(L, fidx, AL_FUV_RESULT);
@@ -287,6 +318,25 @@ static int fut_set_exception(lua_State *L) {
   return 0;
 }
 
+/* core._set_cancel_hook(fut, fn): see call_cancel_hook. */
+static int l_set_cancel_hook(lua_State *L) {
+  al_Future *f = luaL_checkudata(L, 1, AL_FUTURE_MT);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (f->state != AL_PENDING) return luaL_error(L, "aloop: the future is already done");
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 1, AL_FUV_RESULT);
+  f->cancel_hook = 1;
+  return 0;
+}
+
+/* core._cancel_now(fut, msg): cancels, bypassing the cancel hook. */
+static int l_cancel_now(lua_State *L) {
+  al_Future *f = luaL_checkudata(L, 1, AL_FUTURE_MT);
+  f->cancel_hook = 0;
+  lua_pushboolean(L, al_future_cancel(L, f, 1, lua_isnoneornil(L, 2) ? 0 : 2));
+  return 1;
+}
+
 static int fut_get_loop(lua_State *L) {
   al_checkfuture(L, 1);
   lua_getiuservalue(L, 1, AL_FUV_LOOP);
@@ -364,4 +414,8 @@ void al_future_open(lua_State *L) {
   lua_pushcfunction(L, al_future_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  lua_pushcfunction(L, l_set_cancel_hook);
+  lua_setfield(L, -2, "_set_cancel_hook");
+  lua_pushcfunction(L, l_cancel_now);
+  lua_setfield(L, -2, "_cancel_now");
 }

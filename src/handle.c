@@ -15,9 +15,8 @@ al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int 
   h->is_timer = (unsigned char)timer;
   h->nargs = nargs;
   h->loop = loop;
+  h->in_heap = 0;
   h->when = 0;
-  h->seq = 0;
-  h->heap_idx = -1;
   luaL_setmetatable(L, timer ? AL_TIMER_MT : AL_HANDLE_MT);
   for (int i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fnidx + i);
@@ -67,95 +66,112 @@ void al_handle_run(lua_State *L, al_Handle *h, int hidx) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The timer heap (binary, min at 0). */
+/*
+** The timer heap: binary, min at 0, entries carry (when, seq) so sifting never touches the
+** handles. A cancelled timer stays until it reaches the top or until cancelled ones are the
+** majority, when the heap is rebuilt without them (as asyncio does).
+*/
 
-static inline int timer_before(const al_Handle *a, const al_Handle *b) {
+static inline int entry_before(const al_HeapEntry *a, const al_HeapEntry *b) {
   return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void heap_set(al_Loop *loop, long i, al_Handle *h) {
-  loop->heap[i] = h;
-  h->heap_idx = i;
-}
-
-static void heap_up(al_Loop *loop, long i) {
-  al_Handle *h = loop->heap[i];
+static void heap_up(al_HeapEntry *heap, long i) {
+  al_HeapEntry e = heap[i];
   while (i > 0) {
     long p = (i - 1) / 2;
-    if (!timer_before(h, loop->heap[p])) break;
-    heap_set(loop, i, loop->heap[p]);
+    if (!entry_before(&e, &heap[p])) break;
+    heap[i] = heap[p];
     i = p;
   }
-  heap_set(loop, i, h);
+  heap[i] = e;
 }
 
-static void heap_down(al_Loop *loop, long i) {
-  al_Handle *h = loop->heap[i];
-  long n = loop->heap_n;
+static void heap_down(al_HeapEntry *heap, long n, long i) {
+  al_HeapEntry e = heap[i];
   for (;;) {
     long c = 2 * i + 1;
     if (c >= n) break;
-    if (c + 1 < n && timer_before(loop->heap[c + 1], loop->heap[c])) c++;
-    if (!timer_before(loop->heap[c], h)) break;
-    heap_set(loop, i, loop->heap[c]);
+    if (c + 1 < n && entry_before(&heap[c + 1], &heap[c])) c++;
+    if (!entry_before(&heap[c], &e)) break;
+    heap[i] = heap[c];
     i = c;
   }
-  heap_set(loop, i, h);
+  heap[i] = e;
 }
 
-static void heap_remove(al_Loop *loop, long i) {
-  al_Handle *h = loop->heap[i];
-  h->heap_idx = -1;
-  loop->heap_n--;
-  if (i == loop->heap_n) return;
-  heap_set(loop, i, loop->heap[loop->heap_n]);
-  heap_down(loop, i);
-  heap_up(loop, loop->heap[i]->heap_idx);
+/* Pops the top entry, returning it. */
+static al_HeapEntry heap_pop(al_Loop *loop) {
+  al_HeapEntry top = loop->heap[0];
+  if (--loop->heap_n > 0) {
+    loop->heap[0] = loop->heap[loop->heap_n];
+    heap_down(loop->heap, loop->heap_n, 0);
+  }
+  top.h->in_heap = 0;
+  return top;
 }
 
-/* Adds the timer at hidx to the heap and anchors its userdata. */
+/* Adds the timer at hidx (h->when set) to the heap and anchors its userdata. */
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx) {
-  hidx = lua_absindex(L, hidx);
   if (loop->heap_n == loop->heap_cap) {
     long ncap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    al_Handle **nh = realloc(loop->heap, (size_t)ncap * sizeof *nh);
+    al_HeapEntry *nh = realloc(loop->heap, (size_t)ncap * sizeof *nh);
     if (!nh) luaL_error(L, "aloop: out of memory for timers");
     loop->heap = nh;
     loop->heap_cap = ncap;
   }
-  h->seq = loop->timer_seq++;
-  loop->heap[loop->heap_n] = h;
-  h->heap_idx = loop->heap_n++;
-  heap_up(loop, h->heap_idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->anchors_ref);
   lua_pushvalue(L, hidx);
-  lua_rawsetp(L, -2, h);
-  lua_pop(L, 1);
+  al_HeapEntry *e = &loop->heap[loop->heap_n];
+  e->when = h->when;
+  e->seq = loop->timer_seq++;
+  e->h = h;
+  e->slot = al_anchor(L, &loop->timers);
+  h->in_heap = 1;
+  heap_up(loop->heap, loop->heap_n++);
 }
 
-/* Removes a timer from the heap and drops its anchor. */
-void al_timer_unschedule(lua_State *L, al_Loop *loop, al_Handle *h) {
-  if (h->heap_idx < 0) return;
-  heap_remove(loop, h->heap_idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->anchors_ref);
-  lua_pushnil(L);
-  lua_rawsetp(L, -2, h);
-  lua_pop(L, 1);
+/* A timer still in the heap was cancelled: rebuild the heap when most entries are dead. */
+void al_timer_cancelled(lua_State *L, al_Loop *loop) {
+  loop->heap_cancelled++;
+  if (loop->heap_cancelled < 64 || loop->heap_cancelled * 2 < loop->heap_n) return;
+  long j = 0;
+  for (long i = 0; i < loop->heap_n; i++) {
+    al_HeapEntry *e = &loop->heap[i];
+    if (e->h->cancelled) {
+      e->h->in_heap = 0;
+      al_unanchor(L, &loop->timers, e->slot);
+    } else {
+      loop->heap[j++] = *e;
+    }
+  }
+  loop->heap_n = j;
+  loop->heap_cancelled = 0;
+  for (long i = j / 2 - 1; i >= 0; i--) heap_down(loop->heap, j, i);
 }
 
-/* Moves every timer due at `now` to the ready queue, in deadline order. */
+/* Drops cancelled timers from the top; returns the earliest live deadline, or -1. */
+double al_timer_next(lua_State *L, al_Loop *loop) {
+  while (loop->heap_n > 0 && loop->heap[0].h->cancelled) {
+    al_HeapEntry e = heap_pop(loop);
+    loop->heap_cancelled--;
+    al_unanchor(L, &loop->timers, e.slot);
+  }
+  return loop->heap_n > 0 ? loop->heap[0].when : -1;
+}
+
+/* Moves every live timer due at `now` to the ready queue, in deadline order. */
 void al_timers_collect(lua_State *L, al_Loop *loop, double now) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->anchors_ref);
-  int anchors = lua_gettop(L);
-  while (loop->heap_n > 0 && loop->heap[0]->when <= now) {
-    al_Handle *h = loop->heap[0];
-    heap_remove(loop, 0);
-    lua_rawgetp(L, anchors, h);
-    lua_pushnil(L);
-    lua_rawsetp(L, anchors, h);
+  while (loop->heap_n > 0 && loop->heap[0].when <= now) {
+    al_HeapEntry e = heap_pop(loop);
+    if (e.h->cancelled) {
+      loop->heap_cancelled--;
+      al_unanchor(L, &loop->timers, e.slot);
+      continue;
+    }
+    al_anchor_push(L, &loop->timers, e.slot);
+    al_unanchor(L, &loop->timers, e.slot);
     al_ready_push(L, loop);
   }
-  lua_settop(L, anchors - 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -171,7 +187,7 @@ static int handle_cancel(lua_State *L) {
   al_Handle *h = checkhandle(L);
   if (h->cancelled) return 0;
   h->cancelled = 1;
-  if (h->is_timer && h->heap_idx >= 0 && !h->loop->closed) al_timer_unschedule(L, h->loop, h);
+  if (h->in_heap && !h->loop->closed) al_timer_cancelled(L, h->loop);
   handle_clear(L, h, 1);
   return 0;
 }

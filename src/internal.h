@@ -55,9 +55,8 @@ typedef struct al_Handle {
   unsigned char is_timer;
   int nargs;
   al_Loop *loop;
-  double when; /* timers: deadline on the loop clock */
-  uint64_t seq;   /* timers: tie-breaker (scheduling order) */
-  long heap_idx;  /* timers: position in the heap, -1 when not there */
+  unsigned char in_heap; /* timers: still in the loop's heap (maybe cancelled) */
+  double when;            /* timers: deadline on the loop clock */
 } al_Handle;
 
 /* Uservalue slots of futures and tasks. */
@@ -81,6 +80,7 @@ typedef struct al_Future {
   unsigned char has_exc;  /* finished with an exception */
   unsigned char log_exc;  /* exception not retrieved yet: report when collected */
   unsigned char multi;    /* AL_FUV_RESULT holds a table of nres values */
+  unsigned char cancel_hook; /* pending, and AL_FUV_RESULT holds a function run by cancel() */
   int nres;
   int ncb; /* number of done callbacks (AL_FUV_CBS is a table when > 1) */
   al_Loop *loop;
@@ -94,8 +94,26 @@ struct al_Task {
   unsigned char scheduled; /* a step is in the ready queue */
   unsigned char has_cmsg;
   int num_cancels;
+  int slot; /* anchor in loop->tasks while unfinished */
   uint64_t id;
 };
+
+/* Values kept alive for C (anchors.c): a Lua array with a C free list of slots. */
+typedef struct al_Anchors {
+  int ref; /* registry ref of the array */
+  int *free;
+  int nfree, capfree;
+  int top;   /* highest slot ever used */
+  int count; /* values anchored now */
+} al_Anchors;
+
+/* A timer in the heap: the deadline is copied here so comparisons do not chase pointers. */
+typedef struct al_HeapEntry {
+  double when;
+  uint64_t seq;
+  al_Handle *h;
+  int slot; /* anchor of the TimerHandle userdata */
+} al_HeapEntry;
 
 /* A call posted from another OS thread (see threadsafe.c). */
 typedef struct al_TsCall {
@@ -113,12 +131,12 @@ struct al_Loop {
   /* Ready queue: a ring buffer kept in the array part of a Lua table (registry ref). */
   int ready_ref;
   long ready_head, ready_tail, ready_cap; /* cap is a power of two */
-  /* Timers: binary heap ordered by (when, seq); anchors table keeps the userdata alive. */
-  al_Handle **heap;
-  long heap_n, heap_cap;
+  /* Timers: a binary heap ordered by (when, seq); cancelled ones leave lazily. */
+  al_HeapEntry *heap;
+  long heap_n, heap_cap, heap_cancelled;
   uint64_t timer_seq;
-  int anchors_ref; /* table: timer handle -> true */
-  int tasks_ref;   /* table: pending task -> true (the loop keeps them alive) */
+  al_Anchors timers; /* the TimerHandles in the heap */
+  al_Anchors tasks;  /* unfinished tasks: the loop keeps them alive */
   int handler_ref; /* exception handler function, or LUA_NOREF */
   uint64_t task_counter;
   al_Task *current_task;
@@ -130,7 +148,15 @@ struct al_Loop {
   al_TsCall *ts_head, *ts_tail;
   int ts_closed;
   volatile int sigint_flag;
+  int nwatchers; /* active fd watchers (io.c): iterations with ready callbacks poll only if > 0 */
 };
+
+/* anchors.c */
+void al_anchors_init(lua_State *L, al_Anchors *a);
+void al_anchors_free(lua_State *L, al_Anchors *a);
+int al_anchor(lua_State *L, al_Anchors *a); /* pops the value; returns its slot */
+void al_anchor_push(lua_State *L, al_Anchors *a, int slot);
+void al_unanchor(lua_State *L, al_Anchors *a, int slot);
 
 /* loop.c */
 al_State *al_state(lua_State *L);
@@ -152,7 +178,8 @@ void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
 void al_handle_run(lua_State *L, al_Handle *h, int hidx);
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx);
-void al_timer_unschedule(lua_State *L, al_Loop *loop, al_Handle *h);
+void al_timer_cancelled(lua_State *L, al_Loop *loop); /* a timer in the heap was cancelled */
+double al_timer_next(lua_State *L, al_Loop *loop);    /* earliest live deadline, or -1 */
 void al_timers_collect(lua_State *L, al_Loop *loop, double now);
 void al_handle_open(lua_State *L);
 

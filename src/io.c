@@ -77,6 +77,7 @@ static int stop_watcher(lua_State *L, al_Loop *loop, int loopidx, int fd, int di
   al_Watcher *wt = lua_rawgeti(L, -1, key) == LUA_TNIL ? NULL : lua_touserdata(L, -1);
   if (wt) {
     ev_io_stop(loop->ev, &wt->io);
+    loop->nwatchers--;
     lua_pushnil(L);
     lua_rawseti(L, -3, key);
   }
@@ -112,6 +113,7 @@ static int add_watcher(lua_State *L, int dir) {
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, (lua_Integer)fd * 2 + dir);
   ev_io_start(loop->ev, &wt->io);
+  loop->nwatchers++;
   lua_settop(L, h);
   return 1;
 }
@@ -128,6 +130,7 @@ void al_io_close(lua_State *L, al_Loop *loop, int loopidx) {
   while (lua_next(L, -2)) {
     al_Watcher *wt = lua_touserdata(L, -1);
     if (loop->ev) ev_io_stop(loop->ev, &wt->io);
+    loop->nwatchers--;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);

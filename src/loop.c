@@ -251,10 +251,13 @@ static void run_entry(lua_State *L, al_Loop *loop) {
 ** entries that were ready at that point; what they schedule runs in the next iteration.
 */
 static void loop_run_once(lua_State *L, al_Loop *loop) {
+  double next = loop->heap_n > 0 ? al_timer_next(L, loop) : -1;
   if (ready_count(loop) > 0 || loop->stopping) {
-    ev_run(loop->ev, EVRUN_NOWAIT);
-  } else if (loop->heap_n > 0) {
-    double delay = loop->heap[0]->when - al_now();
+    /* Callbacks are waiting: poll without blocking. With no fd watchers there is nothing to
+       poll but the wake-up watcher, so skip the syscall unless a wake-up is pending. */
+    if (loop->nwatchers > 0 || ev_async_pending(&loop->async)) ev_run(loop->ev, EVRUN_NOWAIT);
+  } else if (next >= 0) {
+    double delay = next - al_now();
     if (delay <= 0) {
       ev_run(loop->ev, EVRUN_NOWAIT);
     } else {
@@ -300,10 +303,14 @@ static int loop_run_forever(lua_State *L) {
   st->running = loop;
   al_sigint_install(loop);
   lua_settop(L, 1);
+  /* While running, the wake-up watcher counts (al_ts_init unrefs it): with nothing else to wait
+     for, ev_run(EVRUN_ONCE) must block, not return at once and spin. */
+  ev_ref(loop->ev);
   while (!loop->interrupted) {
     loop_run_once(L, loop);
     if (loop->stopping) break;
   }
+  ev_unref(loop->ev);
   al_sigint_restore(loop);
   loop->stopping = 0;
   loop->running = 0;
@@ -464,6 +471,7 @@ static int loop_get_debug(lua_State *L) {
 static void loop_release(lua_State *L, al_Loop *loop) {
   if (loop->ev) {
     ev_timer_stop(loop->ev, &loop->wake);
+    ev_ref(loop->ev); /* the async watcher was unref'd (al_ts_init): libev wants it back */
     ev_async_stop(loop->ev, &loop->async);
     al_ts_close(loop);
     if (loop->own_ev) ev_loop_destroy(loop->ev);
@@ -472,7 +480,10 @@ static void loop_release(lua_State *L, al_Loop *loop) {
   free(loop->heap);
   loop->heap = NULL;
   loop->heap_n = loop->heap_cap = 0;
-  int *refs[] = {&loop->ready_ref, &loop->anchors_ref, &loop->tasks_ref, &loop->handler_ref};
+  al_anchors_free(L, &loop->timers);
+  al_anchors_free(L, &loop->tasks);
+  loop->heap_cancelled = 0;
+  int *refs[] = {&loop->ready_ref, &loop->handler_ref};
   for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
     luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
     *refs[i] = LUA_NOREF;
@@ -489,17 +500,20 @@ static int loop_close(lua_State *L) {
   if (loop->running) return luaL_error(L, "aloop: Cannot close a running event loop");
   if (loop->closed) return 0;
   /* Report tasks that never finished; they are abandoned with the loop. */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks.ref);
+  int tasks = lua_gettop(L);
+  for (int i = 1; i <= loop->tasks.top; i++) {
+    if (lua_rawgeti(L, tasks, i) == LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "Task was destroyed but it is pending!");
     lua_setfield(L, -2, "message");
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "task");
     al_report(L, loop, -1);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   }
   lua_pop(L, 1);
   /* Failed tasks nobody references any more report "exception was never retrieved" now. */
@@ -587,7 +601,7 @@ static int l_new_event_loop(lua_State *L) {
   }
   al_Loop *loop = lua_newuserdatauv(L, sizeof *loop, 1);
   memset(loop, 0, sizeof *loop);
-  loop->ready_ref = loop->anchors_ref = loop->tasks_ref = loop->handler_ref = LUA_NOREF;
+  loop->ready_ref = loop->handler_ref = loop->timers.ref = loop->tasks.ref = LUA_NOREF;
   loop->closed = 1; /* until fully set up: __gc must then only destroy the mutex */
   pthread_mutex_init(&loop->ts_mu, NULL);
   luaL_setmetatable(L, AL_LOOP_MT);
@@ -603,10 +617,8 @@ static int l_new_event_loop(lua_State *L) {
   lua_createtable(L, READY_MIN, 0);
   loop->ready_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   RING_CAP(loop) = READY_MIN;
-  lua_newtable(L);
-  loop->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  loop->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  al_anchors_init(L, &loop->timers);
+  al_anchors_init(L, &loop->tasks);
   ev_timer_init(&loop->wake, wake_cb, 0., 0.);
   al_ts_init(loop);
   loop->closed = 0;

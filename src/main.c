@@ -180,7 +180,6 @@ static int pmain(lua_State *L) {
   lua_setfield(L, -2, "aloop");
   lua_pop(L, 1);
   createargtable(L, argv, argc, o.script ? o.script : 0);
-  lua_gc(L, LUA_GCGEN, 0, 0);
   if (o.version) {
     printf("aloop %s (%s, libev %d.%d)\n", ALOOP_VERSION, LUA_RELEASE, ev_version_major(),
            ev_version_minor());

@@ -13,6 +13,7 @@
 #include "internal.h"
 
 const char al_key_throw = 0;
+static const char key_yield0 = 0; /* what sleep(0) yields: "step me again soon" */
 
 al_Task *al_totask(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TUSERDATA) return NULL;
@@ -115,11 +116,8 @@ static int l_new_task(lua_State *L) {
   for (int i = 0; i < nargs; i++) lua_pushvalue(L, 5 + i);
   lua_xmove(L, co, nargs);
   /* The loop keeps the task alive until it is done. */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
   lua_pushvalue(L, tidx);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  t->slot = al_anchor(L, &loop->tasks);
   schedule_step(L, t, tidx);
   return 1;
 }
@@ -132,13 +130,8 @@ static void task_finished(lua_State *L, al_Task *t, int tidx) {
   lua_setiuservalue(L, tidx, AL_FUV_WAITER);
   t->co = NULL;
   al_Loop *loop = t->fut.loop;
-  if (loop->tasks_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
-    lua_pushvalue(L, tidx);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-  }
+  al_unanchor(L, &loop->tasks, t->slot);
+  t->slot = 0;
 }
 
 /* Marks the task cancelled with message at msgidx (0: the pending cancel message). */
@@ -198,18 +191,21 @@ void al_task_step(lua_State *L, al_Task *t, int tidx) {
   loop->cur_L = prev_L;
 
   if (status == LUA_YIELD) {
-    if (nres == 0) { /* sleep(0) or a bare yield */
+    if (nres == 1 && lua_touserdata(co, -1) == &key_yield0) { /* sleep(0) */
+      lua_pop(co, 1);
       schedule_step(L, t, tidx);
       return;
     }
-    lua_xmove(co, L, 1);
-    lua_pop(co, nres - 1);
+    if (nres == 0) lua_pushnil(L);
+    else lua_xmove(co, L, 1);
+    if (nres > 1) lua_pop(co, nres - 1);
     al_Future *w = al_tofuture(L, -1);
     if (!w || w->loop != loop) {
       /* Only aloop's own suspension points yield futures; anything else is a misuse that we
          cannot resume sensibly: the task fails (to-be-closed variables are closed). */
       lua_pushfstring(L, "aloop: bad yield from a task (%s); suspend with aloop functions, "
-                         "not coroutine.yield", w ? "a future of another loop" : luaL_typename(L, -1));
+                         "not coroutine.yield", w ? "a future of another loop"
+                                                  : nres == 0 ? "no value" : luaL_typename(L, -1));
       lua_resetthread(co);
       task_finished(L, t, tidx);
       al_future_set_exception(L, &t->fut, tidx, -1, 0);
@@ -300,13 +296,25 @@ int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx) {
 /* ---------------------------------------------------------------------------------------- */
 /* Suspension points. */
 
+/*
+** Raises the value the stepper threw in (on top). A CancelledError was made on the loop's
+** thread; give it the traceback of this coroutine so it shows the suspension point.
+*/
+static int throw_in(lua_State *L) {
+  if (al_error_is(L, -1, "CancelledError")) {
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, -2, "traceback");
+  }
+  return lua_error(L);
+}
+
 /* Resumed: either raise what the stepper threw in, or return the awaited future's results. */
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   int fidx = (int)ctx;
   if (lua_gettop(L) >= fidx + 2 && lua_touserdata(L, fidx + 1) == &al_key_throw) {
     lua_settop(L, fidx + 2);
-    return lua_error(L);
+    return throw_in(L);
   }
   lua_settop(L, fidx);
   return al_future_push_result(L, lua_touserdata(L, fidx), fidx);
@@ -348,14 +356,14 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   int top = 1 + nargs + (timed ? 2 : 0);
   if (timed) {
     al_Handle *h = lua_touserdata(L, top);
-    if (!h->cancelled && h->heap_idx >= 0 && !h->loop->closed) {
+    if (!h->cancelled) {
       h->cancelled = 1;
-      al_timer_unschedule(L, h->loop, h);
+      if (h->in_heap && !h->loop->closed) al_timer_cancelled(L, h->loop);
     }
   }
   if (lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &al_key_throw) {
     lua_settop(L, top + 2);
-    return lua_error(L);
+    return throw_in(L);
   }
   if (timed) {
     al_Future *f = lua_touserdata(L, top - 1);
@@ -376,7 +384,10 @@ static int l_sleep(lua_State *L) {
   al_State *st = al_state(L);
   al_Task *t = running_task(L, st);
   if (!t) return not_in_task(L, "sleep");
-  if (delay <= 0) return lua_yieldk(L, 0, (lua_KContext)nargs << 1, sleep_k);
+  if (delay <= 0) {
+    lua_pushlightuserdata(L, (void *)&key_yield0);
+    return lua_yieldk(L, 1, (lua_KContext)nargs << 1, sleep_k);
+  }
   al_Loop *loop = t->fut.loop;
   al_push_loop(L, loop);
   al_future_new(L, loop, -1);
@@ -532,14 +543,7 @@ static int l_current_task(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  /* The current task is anchored in the loop's tasks table; find its userdata there. */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
-    if (lua_touserdata(L, -1) == loop->current_task) return 1;
-  }
-  lua_pushnil(L);
+  al_anchor_push(L, &loop->tasks, loop->current_task->slot);
   return 1;
 }
 
@@ -560,13 +564,15 @@ static int l_all_tasks(lua_State *L) {
     loop = lua_touserdata(L, -1);
     lua_pop(L, 1);
   }
-  if (loop->tasks_ref == LUA_NOREF) return 1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -5);
+  if (loop->tasks.ref == LUA_NOREF) return 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks.ref);
+  for (int i = 1; i <= loop->tasks.top; i++) {
+    if (lua_rawgeti(L, -1, i) == LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -4);
   }
   lua_pop(L, 1);
   return 1;

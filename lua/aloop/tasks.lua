@@ -145,52 +145,51 @@ return function(aio, core)
   ---------------------------------------------------------------------------------------
   -- gather(aw1, aw2, ...) / gather({aws}, {return_exceptions=}) -> {results in order}
 
-  local function gather_body(loop, children, return_exceptions)
-    local results, remaining = {}, #children
-    local waiter = loop:create_future()
-    local function on_done(f)
-      remaining = remaining - 1
-      if not return_exceptions and not waiter:done() then
-        if f:cancelled() then
-          waiter:set_exception(CancelledError())
-        elseif f:exception() ~= nil then
-          waiter:set_exception(f:exception())
+  -- The gathering future: done when every child is; cancelling it cancels the children (a
+  -- cancel hook), and it then ends cancelled once they have finished.
+  local function gathering(loop, children, return_exceptions)
+    local outer = loop:create_future()
+    local n, finished, cancel_requested = #children, 0, false
+    local function finish()
+      if cancel_requested then return core._cancel_now(outer) end
+      local results = {}
+      for i, c in ipairs(children) do
+        if c:cancelled() then
+          results[i] = CancelledError()
+        elseif c:exception() ~= nil then
+          results[i] = c:exception()
+        else
+          results[i] = (c:result())
         end
       end
-      if remaining == 0 then wake(waiter) end
+      outer:set_result(results)
     end
-    for _, c in ipairs(children) do
-      if c:done() then remaining = remaining - 1 else c:add_done_callback(on_done) end
-    end
-    if remaining == 0 then
-      wake(waiter)
+    local function on_done(c)
+      finished = finished + 1
+      if outer:done() then
+        if not c:cancelled() then c:exception() end -- retrieved: nobody else will
+        return
+      end
       if not return_exceptions then
-        for _, c in ipairs(children) do
-          if c:cancelled() then error(CancelledError(), 0) end
-          if c:exception() ~= nil then error(c:exception(), 0) end
-        end
+        if c:cancelled() then return outer:set_exception(CancelledError()) end
+        if c:exception() ~= nil then return outer:set_exception(c:exception()) end
       end
+      if finished == n then finish() end
     end
-    local ok, err = pcall(await_future, waiter)
-    if not ok then
-      if waiter:cancelled() then -- the gather itself was cancelled: cancel the children
-        for _, c in ipairs(children) do c:cancel() end
-        for _, c in ipairs(children) do
-          if not c:done() then pcall(await_future, c) end
-        end
+    if n == 0 then
+      outer:set_result({})
+      return outer
+    end
+    core._set_cancel_hook(outer, function(_, msg)
+      local any = false
+      for _, c in ipairs(children) do
+        if c:cancel(msg) then any = true end
       end
-      error(err, 0)
-    end
-    for i, c in ipairs(children) do
-      if c:cancelled() then
-        results[i] = CancelledError()
-      elseif c:exception() ~= nil then
-        results[i] = c:exception()
-      else
-        results[i] = (c:result())
-      end
-    end
-    return results
+      if any then cancel_requested = true end
+      return any
+    end)
+    for _, c in ipairs(children) do c:add_done_callback(on_done) end
+    return outer
   end
 
   function aio.gather(...)
@@ -208,8 +207,7 @@ return function(aio, core)
       children[i] = ensure_future(aw, { loop = loop })
       loop = children[i]:get_loop()
     end
-    local outer = core._new_task(loop, "gather", nil, gather_body, loop, children,
-      opts.return_exceptions and true or false)
+    local outer = gathering(loop, children, opts.return_exceptions and true or false)
     if in_task() then return await_future(outer) end
     return outer
   end
