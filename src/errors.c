@@ -93,8 +93,10 @@ int al_error_is(lua_State *L, int idx, const char *cls) {
 
 /* aio.iserror(err, cls): cls is a class table (default aio.Error). */
 static int l_iserror(lua_State *L) {
-  if (lua_isnoneornil(L, 2)) push_class(L, "Error");
+  lua_settop(L, 2);
+  if (lua_isnil(L, 2)) push_class(L, "Error");
   else lua_pushvalue(L, 2);
+  /* STACK: err, cls-or-nil, cls (index 3) */
   int found = 0;
   if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
     for (int depth = 0; depth < 32; depth++) {

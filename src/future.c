@@ -27,9 +27,16 @@ al_Future *al_future_new(lua_State *L, al_Loop *loop, int loopidx) {
   f->has_exc = f->log_exc = f->multi = f->cancel_hook = 0;
   f->nres = f->ncb = 0;
   f->loop = loop;
-  luaL_setmetatable(L, AL_FUTURE_MT);
+  al_setmt(L, loop->st, AL_MT_FUTURE);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, AL_FUV_LOOP);
+  return f;
+}
+
+/* A Future that is not a Task (set_result & co. are for plain futures only). */
+static al_Future *checkplain(lua_State *L, int idx) {
+  al_Future *f = al_checkfuture(L, idx);
+  if (f->kind != AL_KIND_FUTURE) luaL_typeerror(L, idx, "aloop Future (not a Task)");
   return f;
 }
 
@@ -297,7 +304,7 @@ static int fut_remove_done_callback(lua_State *L) {
 }
 
 static int fut_set_result(lua_State *L) {
-  al_Future *f = luaL_checkudata(L, 1, AL_FUTURE_MT);
+  al_Future *f = checkplain(L, 1);
   if (f->state != AL_PENDING) return al_error_raise(L, "InvalidStateError", "invalid state: %s",
                                                   f->state == AL_CANCELLED ? "cancelled" : "finished");
   if (f->loop->closed) return luaL_error(L, "aloop: Event loop is closed");
@@ -306,7 +313,7 @@ static int fut_set_result(lua_State *L) {
 }
 
 static int fut_set_exception(lua_State *L) {
-  al_Future *f = luaL_checkudata(L, 1, AL_FUTURE_MT);
+  al_Future *f = checkplain(L, 1);
   if (lua_isnoneornil(L, 2)) return luaL_argerror(L, 2, "an error value expected");
   if (f->state != AL_PENDING) return al_error_raise(L, "InvalidStateError", "invalid state: %s",
                                                   f->state == AL_CANCELLED ? "cancelled" : "finished");
@@ -320,7 +327,7 @@ static int fut_set_exception(lua_State *L) {
 
 /* core._set_cancel_hook(fut, fn): see call_cancel_hook. */
 static int l_set_cancel_hook(lua_State *L) {
-  al_Future *f = luaL_checkudata(L, 1, AL_FUTURE_MT);
+  al_Future *f = checkplain(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (f->state != AL_PENDING) return luaL_error(L, "aloop: the future is already done");
   lua_pushvalue(L, 2);
@@ -331,7 +338,7 @@ static int l_set_cancel_hook(lua_State *L) {
 
 /* core._cancel_now(fut, msg): cancels, bypassing the cancel hook. */
 static int l_cancel_now(lua_State *L) {
-  al_Future *f = luaL_checkudata(L, 1, AL_FUTURE_MT);
+  al_Future *f = checkplain(L, 1);
   f->cancel_hook = 0;
   lua_pushboolean(L, al_future_cancel(L, f, 1, lua_isnoneornil(L, 2) ? 0 : 2));
   return 1;
@@ -402,8 +409,7 @@ static const luaL_Reg future_only[] = {
 
 void al_future_open(lua_State *L) {
   al_State *st = al_state(L);
-  luaL_newmetatable(L, AL_FUTURE_MT);
-  st->future_mt = lua_topointer(L, -1);
+  st->future_mt = al_newmt(L, AL_FUTURE_MT, AL_MT_FUTURE);
   luaL_newlib(L, al_future_methods);
   luaL_setfuncs(L, future_only, 0);
   lua_pushvalue(L, -1);

@@ -17,7 +17,7 @@ al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int 
   h->loop = loop;
   h->in_heap = 0;
   h->when = 0;
-  luaL_setmetatable(L, timer ? AL_TIMER_MT : AL_HANDLE_MT);
+  al_setmt(L, loop->st, timer ? AL_MT_TIMER : AL_MT_HANDLE);
   for (int i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fnidx + i);
     lua_setiuservalue(L, -2, i + 1);
@@ -31,38 +31,6 @@ static void handle_clear(lua_State *L, al_Handle *h, int hidx) {
     lua_pushnil(L);
     lua_setiuservalue(L, hidx, i + 1);
   }
-}
-
-/*
-** Runs the handle at hidx (unless cancelled) under a protected call; an error goes to the
-** exception handler as "Exception in callback ...", and a KeyboardInterrupt stops the loop.
-*/
-void al_handle_run(lua_State *L, al_Handle *h, int hidx) {
-  if (h->cancelled) return;
-  int base = lua_gettop(L);
-  lua_pushcfunction(L, al_msgh);
-  for (int i = 0; i <= h->nargs; i++) lua_getiuservalue(L, hidx, i + 1);
-  if (lua_pcall(L, h->nargs, 0, base + 1) != LUA_OK) {
-    al_Loop *loop = h->loop;
-    if (al_error_is(L, -1, "KeyboardInterrupt")) {
-      loop->interrupted = 1;
-    } else {
-      /* STACK: msgh, err */
-      lua_createtable(L, 0, 4);
-      lua_getiuservalue(L, hidx, 1);
-      lua_pushfstring(L, "Exception in callback %s", luaL_tolstring(L, -1, NULL));
-      lua_setfield(L, -4, "message");
-      lua_pop(L, 2);
-      lua_pushvalue(L, base + 2);
-      lua_setfield(L, -2, "exception");
-      lua_pushvalue(L, hidx);
-      lua_setfield(L, -2, "handle");
-      al_push_lasttb(L);
-      lua_setfield(L, -2, "traceback");
-      al_report(L, loop, -1);
-    }
-  }
-  lua_settop(L, base);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -178,9 +146,14 @@ void al_timers_collect(lua_State *L, al_Loop *loop, double now) {
 /* Lua methods. */
 
 static al_Handle *checkhandle(lua_State *L) {
-  al_Handle *h = luaL_testudata(L, 1, AL_HANDLE_MT);
-  if (!h) h = luaL_checkudata(L, 1, AL_TIMER_MT);
-  return h;
+  if (lua_getmetatable(L, 1)) {
+    const void *mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    al_State *st = al_state(L);
+    if (mt == st->handle_mt || mt == st->timer_mt) return lua_touserdata(L, 1);
+  }
+  luaL_typeerror(L, 1, "aloop Handle");
+  return NULL;
 }
 
 static int handle_cancel(lua_State *L) {
@@ -198,7 +171,7 @@ static int handle_cancelled(lua_State *L) {
 }
 
 static int handle_when(lua_State *L) {
-  lua_pushnumber(L, ((al_Handle *)luaL_checkudata(L, 1, AL_TIMER_MT))->when);
+  lua_pushnumber(L, checkhandle(L)->when);
   return 1;
 }
 
@@ -223,7 +196,9 @@ static const luaL_Reg handle_methods[] = {
 
 void al_handle_open(lua_State *L) {
   for (int timer = 0; timer <= 1; timer++) {
-    luaL_newmetatable(L, timer ? AL_TIMER_MT : AL_HANDLE_MT);
+    const void *mt = al_newmt(L, timer ? AL_TIMER_MT : AL_HANDLE_MT, timer ? AL_MT_TIMER : AL_MT_HANDLE);
+    if (timer) al_state(L)->timer_mt = mt;
+    else al_state(L)->handle_mt = mt;
     luaL_newlib(L, handle_methods);
     if (timer) {
       lua_pushcfunction(L, handle_when);

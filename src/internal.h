@@ -22,6 +22,8 @@
 #define AL_FUTURE_MT "aloop.Future"
 #define AL_TASK_MT "aloop.Task"
 
+enum { AL_MT_LOOP, AL_MT_HANDLE, AL_MT_TIMER, AL_MT_FUTURE, AL_MT_TASK };
+
 /* Registry keys (addresses of these are unique light userdata). */
 extern const char al_key_state;  /* the al_State userdata of this Lua state */
 extern const char al_key_errors; /* table: error class name -> class table */
@@ -41,7 +43,8 @@ typedef struct al_Task al_Task;
 */
 typedef struct al_State {
   al_Loop *running; /* the loop whose run_* is active in this state, or NULL */
-  const void *future_mt, *task_mt, *loop_mt;
+  const void *future_mt, *task_mt, *loop_mt, *handle_mt, *timer_mt;
+  int mt_ref[5]; /* registry refs of the metatables, by AL_MT_* (no name lookups on hot paths) */
   int default_loop_ref; /* registry ref of the loop get_event_loop returns, or LUA_NOREF */
 } al_State;
 
@@ -122,7 +125,10 @@ typedef struct al_TsCall {
   void *ud;
 } al_TsCall;
 
+#define AL_LOOP_MAGIC 0x616c6f6fu /* "aloo" */
+
 struct al_Loop {
+  uint32_t magic; /* AL_LOOP_MAGIC: a cheap type check for the hot paths */
   struct ev_loop *ev;
   unsigned char own_ev, running, stopping, closed, debug, interrupted;
   lua_State *L;     /* the state running this loop (valid while running) */
@@ -131,6 +137,7 @@ struct al_Loop {
   /* Ready queue: a ring buffer kept in the array part of a Lua table (registry ref). */
   int ready_ref;
   long ready_head, ready_tail, ready_cap; /* cap is a power of two */
+  long batch_left; /* entries of this iteration not run yet */
   /* Timers: a binary heap ordered by (when, seq); cancelled ones leave lazily. */
   al_HeapEntry *heap;
   long heap_n, heap_cap, heap_cancelled;
@@ -160,6 +167,8 @@ void al_unanchor(lua_State *L, al_Anchors *a, int slot);
 
 /* loop.c */
 al_State *al_state(lua_State *L);
+void al_setmt(lua_State *L, al_State *st, int which); /* metatable of the value on top */
+const void *al_newmt(lua_State *L, const char *name, int which); /* luaL_newmetatable + cache */
 al_Loop *al_checkloop(lua_State *L, int idx);
 al_Loop *al_toloop(lua_State *L, int idx);
 double al_now(void);
@@ -176,7 +185,6 @@ void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
 
 /* handle.c */
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
-void al_handle_run(lua_State *L, al_Handle *h, int hidx);
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx);
 void al_timer_cancelled(lua_State *L, al_Loop *loop); /* a timer in the heap was cancelled */
 double al_timer_next(lua_State *L, al_Loop *loop);    /* earliest live deadline, or -1 */

@@ -31,6 +31,20 @@ al_State *al_state(lua_State *L) {
   return st;
 }
 
+void al_setmt(lua_State *L, al_State *st, int which) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->mt_ref[which]);
+  lua_setmetatable(L, -2);
+}
+
+/* Creates (or finds) the metatable `name`, leaves it on the stack and caches a ref to it. */
+const void *al_newmt(lua_State *L, const char *name, int which) {
+  luaL_newmetatable(L, name);
+  al_State *st = al_state(L);
+  lua_pushvalue(L, -1);
+  st->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
+  return lua_topointer(L, -1);
+}
+
 al_Loop *al_toloop(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
   al_State *st = al_state(L);
@@ -39,8 +53,14 @@ al_Loop *al_toloop(lua_State *L, int idx) {
   return mt == st->loop_mt ? lua_touserdata(L, idx) : NULL;
 }
 
+/* The hot-path check: size and magic number (al_toloop compares the metatable). */
 al_Loop *al_checkloop(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AL_LOOP_MT);
+  al_Loop *loop = lua_touserdata(L, idx);
+  if (loop && lua_type(L, idx) == LUA_TUSERDATA && lua_rawlen(L, idx) == sizeof *loop &&
+      loop->magic == AL_LOOP_MAGIC)
+    return loop;
+  luaL_typeerror(L, idx, "aloop loop");
+  return NULL;
 }
 
 static al_Loop *checkopen(lua_State *L, int idx) {
@@ -231,18 +251,73 @@ static void wake_cb(struct ev_loop *ev, ev_timer *w, int revents) {
   (void)ev, (void)w, (void)revents;
 }
 
-/* Runs one ready entry (the userdata on top of the stack, popped). msgh at index `msgh`. */
-static void run_entry(lua_State *L, al_Loop *loop) {
-  unsigned char *kind = lua_touserdata(L, -1);
-  if (*kind == AL_KIND_TASK) {
-    al_Task *t = (al_Task *)kind;
-    t->scheduled = 0;
-    al_task_step(L, t, lua_gettop(L));
-  } else {
-    al_handle_run(L, (al_Handle *)kind, lua_gettop(L));
-  }
+/* Pushes the entry at the head of the ready queue (it stays queued until ready_drop). */
+static inline void *ready_peek(lua_State *L, al_Loop *loop) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+  lua_rawgeti(L, -1, (RING_HEAD(loop) & (RING_CAP(loop) - 1)) + 1);
+  lua_remove(L, -2);
+  return lua_touserdata(L, -1);
+}
+
+static inline void ready_drop(lua_State *L, al_Loop *loop) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, (RING_HEAD(loop) & (RING_CAP(loop) - 1)) + 1);
   lua_pop(L, 1);
-  (void)loop;
+  RING_HEAD(loop)++;
+}
+
+/*
+** Runs loop->batch_left ready entries under the caller's single protected call (no setjmp per
+** callback). Each entry leaves the queue only after it ran, so when a callback raises, the
+** caller still finds its handle at the head for the report.
+*/
+static int run_batch(lua_State *L) {
+  al_Loop *loop = lua_touserdata(L, 1);
+  while (loop->batch_left > 0 && !loop->interrupted) {
+    unsigned char *kind = ready_peek(L, loop);
+    if (*kind == AL_KIND_TASK) {
+      al_Task *t = (al_Task *)kind;
+      t->scheduled = 0;
+      al_task_step(L, t, 2);
+    } else {
+      al_Handle *h = (al_Handle *)kind;
+      if (!h->cancelled) {
+        for (int i = 0; i <= h->nargs; i++) lua_getiuservalue(L, 2, i + 1);
+        lua_call(L, h->nargs, 0);
+      }
+    }
+    lua_settop(L, 1);
+    loop->batch_left--;
+    ready_drop(L, loop);
+  }
+  return 0;
+}
+
+/* A callback raised (error on top, its handle at the head of the queue): report, drop it. */
+static void report_callback_error(lua_State *L, al_Loop *loop) {
+  int err = lua_gettop(L);
+  if (al_error_is(L, err, "KeyboardInterrupt")) {
+    loop->interrupted = 1;
+  } else {
+    ready_peek(L, loop);
+    int h = lua_gettop(L);
+    lua_createtable(L, 0, 4);
+    lua_getiuservalue(L, h, 1);
+    lua_pushfstring(L, "Exception in callback %s", luaL_tolstring(L, -1, NULL));
+    lua_setfield(L, -4, "message");
+    lua_pop(L, 2);
+    lua_pushvalue(L, err);
+    lua_setfield(L, -2, "exception");
+    lua_pushvalue(L, h);
+    lua_setfield(L, -2, "handle");
+    al_push_lasttb(L);
+    lua_setfield(L, -2, "traceback");
+    al_report(L, loop, -1);
+  }
+  lua_settop(L, err - 1);
+  loop->batch_left--;
+  ready_drop(L, loop);
 }
 
 /*
@@ -271,16 +346,14 @@ static void loop_run_once(lua_State *L, al_Loop *loop) {
   }
   if (loop->interrupted) return;
   if (loop->heap_n > 0) al_timers_collect(L, loop, al_now());
-  long n = ready_count(loop);
-  for (long i = 0; i < n && !loop->interrupted; i++) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
-    long slot = (RING_HEAD(loop) & (RING_CAP(loop) - 1)) + 1;
-    lua_rawgeti(L, -1, slot);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, slot);
-    lua_remove(L, -2);
-    RING_HEAD(loop)++;
-    run_entry(L, loop);
+  loop->batch_left = ready_count(loop);
+  int base = lua_gettop(L);
+  while (loop->batch_left > 0 && !loop->interrupted) {
+    lua_pushcfunction(L, al_msgh);
+    lua_pushcfunction(L, run_batch);
+    lua_pushlightuserdata(L, loop);
+    if (lua_pcall(L, 1, 0, base + 1) != LUA_OK) report_callback_error(L, loop);
+    lua_settop(L, base);
   }
 }
 
@@ -601,10 +674,11 @@ static int l_new_event_loop(lua_State *L) {
   }
   al_Loop *loop = lua_newuserdatauv(L, sizeof *loop, 1);
   memset(loop, 0, sizeof *loop);
+  loop->magic = AL_LOOP_MAGIC;
   loop->ready_ref = loop->handler_ref = loop->timers.ref = loop->tasks.ref = LUA_NOREF;
   loop->closed = 1; /* until fully set up: __gc must then only destroy the mutex */
   pthread_mutex_init(&loop->ts_mu, NULL);
-  luaL_setmetatable(L, AL_LOOP_MT);
+  al_setmt(L, al_state(L), AL_MT_LOOP);
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   loop->ev = ev_loop_new(flags | EVFLAG_NOSIGMASK);
@@ -712,8 +786,7 @@ void al_loop_open(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loops);
 
-  luaL_newmetatable(L, AL_LOOP_MT);
-  st->loop_mt = lua_topointer(L, -1);
+  st->loop_mt = al_newmt(L, AL_LOOP_MT, AL_MT_LOOP);
   luaL_newlib(L, loop_methods);
   al_io_open(L);
   lua_pushvalue(L, -1);

@@ -38,8 +38,14 @@ static void usage(const char *badopt) {
 static int msghandler(lua_State *L) {
   if (lua_istable(L, 1)) {
     lua_getfield(L, 1, "traceback");
-    const char *tb = lua_tostring(L, -1);
-    const char *msg = luaL_tolstring(L, 1, NULL);
+    const char *tb = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    const char *msg;
+    if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+      lua_pop(L, 1);
+      msg = luaL_tolstring(L, 1, NULL);
+    } else { /* as lua.c: a plain table says what it is, not its address */
+      msg = lua_pushliteral(L, "(error object is a table value)");
+    }
     if (tb) lua_pushfstring(L, "%s\n%s", msg, tb);
     else luaL_traceback(L, L, msg, 1);
     return 1;

@@ -24,7 +24,9 @@ al_Task *al_totask(lua_State *L, int idx) {
 }
 
 static al_Task *checktask(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AL_TASK_MT);
+  al_Task *t = al_totask(L, idx);
+  if (!t) luaL_typeerror(L, idx, "aloop Task");
+  return t;
 }
 
 /* The task whose coroutine is L, or NULL (a callback, the main chunk, a nested coroutine). */
@@ -59,6 +61,10 @@ static int task_main_k(lua_State *L, int status, lua_KContext ctx) {
     return lua_gettop(L);
   }
   /* STACK: msgh, err */
+  if (lua_isnil(L, 2)) { /* error(nil) must not look like success to exception() */
+    lua_pushliteral(L, "(error object is a nil value)");
+    lua_replace(L, 2);
+  }
   lua_pushboolean(L, 0);
   lua_replace(L, 1);
   al_push_lasttb(L);
@@ -97,13 +103,14 @@ static int l_new_task(lua_State *L) {
   t->fut.kind = AL_KIND_TASK;
   t->fut.loop = loop;
   t->id = ++loop->task_counter;
-  luaL_setmetatable(L, AL_TASK_MT);
+  al_setmt(L, loop->st, AL_MT_TASK);
   int tidx = lua_gettop(L);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, tidx, AL_FUV_LOOP);
-  if (lua_isnil(L, 2)) lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
-  else lua_pushvalue(L, 2);
-  lua_setiuservalue(L, tidx, AL_FUV_NAME);
+  if (!lua_isnil(L, 2)) { /* nil: "Task-<id>", made when first asked for */
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, tidx, AL_FUV_NAME);
+  }
   lua_pushvalue(L, lua_isnil(L, 3) ? 4 : 3);
   lua_setiuservalue(L, tidx, AL_FUV_CORO);
   lua_State *co = lua_newthread(L);
@@ -425,9 +432,18 @@ static int task_uncancel(lua_State *L) {
   return 1;
 }
 
+/* Pushes the task's name (the default "Task-<id>" is made on first use). */
+static void push_name(lua_State *L, al_Task *t, int tidx) {
+  if (lua_getiuservalue(L, tidx, AL_FUV_NAME) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "Task-%I", (lua_Integer)t->id);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, tidx, AL_FUV_NAME);
+  }
+}
+
 static int task_get_name(lua_State *L) {
-  checktask(L, 1);
-  lua_getiuservalue(L, 1, AL_FUV_NAME);
+  push_name(L, checktask(L, 1), 1);
   return 1;
 }
 
@@ -521,7 +537,7 @@ static int task_print_stack(lua_State *L) {
 
 static int task_tostring(lua_State *L) {
   al_Task *t = checktask(L, 1);
-  lua_getiuservalue(L, 1, AL_FUV_NAME);
+  push_name(L, t, 1);
   const char *name = luaL_tolstring(L, -1, NULL);
   if (t->fut.state == AL_PENDING)
     lua_pushfstring(L, "<Task pending name='%s'>", name);
@@ -604,8 +620,7 @@ static const luaL_Reg module_funcs[] = {
 
 void al_task_open(lua_State *L) {
   al_State *st = al_state(L);
-  luaL_newmetatable(L, AL_TASK_MT);
-  st->task_mt = lua_topointer(L, -1);
+  st->task_mt = al_newmt(L, AL_TASK_MT, AL_MT_TASK);
   lua_newtable(L);
   luaL_setfuncs(L, al_future_methods, 0);
   luaL_setfuncs(L, task_methods, 0);
