@@ -315,6 +315,24 @@ static int throw_in(lua_State *L) {
   return lua_error(L);
 }
 
+/*
+** An aloop error arriving from an awaited future crosses a task boundary: append where it
+** arrived (this coroutine's stack) to its traceback, as Python chains frames while unwinding.
+*/
+static void note_arrival(lua_State *L, al_Future *f, int fidx) {
+  if (f->state != AL_FINISHED || !f->has_exc) return;
+  lua_getiuservalue(L, fidx, AL_FUV_RESULT);
+  if (lua_istable(L, -1) && lua_getfield(L, -1, "traceback") == LUA_TSTRING) {
+    luaL_traceback(L, L, NULL, 1);
+    lua_pushfstring(L, "%s\n(awaited here)\n%s", lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_setfield(L, -4, "traceback");
+    lua_pop(L, 2);
+  } else if (lua_istable(L, -1)) {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* Resumed: either raise what the stepper threw in, or return the awaited future's results. */
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -324,7 +342,9 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
     return throw_in(L);
   }
   lua_settop(L, fidx);
-  return al_future_push_result(L, lua_touserdata(L, fidx), fidx);
+  al_Future *f = lua_touserdata(L, fidx);
+  note_arrival(L, f, fidx);
+  return al_future_push_result(L, f, fidx);
 }
 
 int al_await(lua_State *L, int fidx) {
@@ -428,6 +448,7 @@ static int task_cancelling(lua_State *L) {
 static int task_uncancel(lua_State *L) {
   al_Task *t = checktask(L, 1);
   if (t->num_cancels > 0) t->num_cancels--;
+  if (t->num_cancels == 0) t->must_cancel = 0; /* rescinds a pending request (Python 3.13) */
   lua_pushinteger(L, t->num_cancels);
   return 1;
 }
@@ -484,7 +505,9 @@ static int task_get_stack(lua_State *L) {
     lua_setfield(L, -2, "source");
     lua_pushinteger(L, ar.currentline);
     lua_setfield(L, -2, "line");
-    lua_pushstring(L, ar.name ? ar.name : (*ar.what == 'm' ? "main chunk" : "?"));
+    if (ar.name) lua_pushfstring(L, "function '%s'", ar.name);
+    else if (*ar.what == 'm') lua_pushliteral(L, "main chunk");
+    else lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
     lua_setfield(L, -2, "name");
     lua_rawseti(L, -2, ++n);
   }
