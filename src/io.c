@@ -3,6 +3,8 @@
 ** per (fd, direction), kept in the loop's attribute table under a private key while active, so
 ** a watcher is never collected while libev still uses it. The callback runs as a ready handle.
 */
+#include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -140,6 +142,36 @@ void al_io_close(lua_State *L, al_Loop *loop, int loopidx) {
   lua_pop(L, 1);
 }
 
+/*
+** core._fd_read(fd [, max]): one read(2) of up to max bytes (default 65536) from a readable fd.
+** Returns the bytes, "" when nothing is available now (EAGAIN), or nil at end of file.
+** Raw, unbuffered: for the REPL's stdin until the streams of the networking layer exist.
+*/
+static int l_fd_read(lua_State *L) {
+  int fd = checkfd(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  luaL_argcheck(L, max > 0 && max <= (1 << 24), 2, "size out of range");
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)max);
+  ssize_t n;
+  do n = read(fd, p, (size_t)max);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) n = 0;
+  else if (n < 0) return luaL_error(L, "aloop: read from fd %d failed: %s", fd, strerror(errno));
+  else if (n == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+/* core._isatty(fd) */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(checkfd(L, 1)));
+  return 1;
+}
+
 static const luaL_Reg io_methods[] = {
     {"add_reader", loop_add_reader},
     {"remove_reader", loop_remove_reader},
@@ -148,5 +180,12 @@ static const luaL_Reg io_methods[] = {
     {NULL, NULL},
 };
 
-/* Adds the fd-watcher methods to the loop method table on top of the stack. */
-void al_io_open(lua_State *L) { luaL_setfuncs(L, io_methods, 0); }
+/* Adds the fd-watcher methods to the loop method table on top of the stack; the raw helpers go
+   to the module table, three slots below it (module, metatable, methods). */
+void al_io_open(lua_State *L) {
+  luaL_setfuncs(L, io_methods, 0);
+  lua_pushcfunction(L, l_fd_read);
+  lua_setfield(L, -4, "_fd_read");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -4, "_isatty");
+}
