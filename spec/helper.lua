@@ -69,4 +69,46 @@ function H.pid()
   return s:match("^(%d+)")
 end
 
+-- H.q(s): s quoted for the shell.
+function H.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- H.tmpfile(content): writes content to a new temporary file and returns its path.
+function H.tmpfile(content)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(content or "")
+  f:close()
+  return path
+end
+
+-- H.capture(cmd [, input]): runs a shell command (with `input` as its stdin when given,
+-- otherwise /dev/null) and returns stdout, stderr and the exit code, kept apart.
+function H.capture(cmd, input)
+  local errf = os.tmpname()
+  local inf = input and H.tmpfile(input) or "/dev/null"
+  local p = io.popen("(" .. cmd .. ") <" .. inf .. " 2>" .. errf .. "; echo \"__EXIT:$?\"")
+  local out = p:read("a")
+  p:close()
+  local f = io.open(errf, "rb")
+  local err = f and f:read("a") or ""
+  if f then f:close() end
+  os.remove(errf)
+  if input then os.remove(inf) end
+  local body, code = out:match("^(.*)__EXIT:(%d+)%s*$")
+  return body, err, tonumber(code)
+end
+
+-- H.aloop_capture(args [, input]): the aloop binary with a shell-quoted argument string;
+-- returns stdout, stderr and the exit code.
+function H.aloop_capture(args, input) return H.capture(H.bin .. " " .. args, input) end
+
+-- H.aloop_script(src, args [, input]): runs Lua source `src` as a script file with the aloop
+-- binary (args: a shell-quoted string put after the script); returns stdout, stderr, exit code.
+function H.aloop_script(src, args, input)
+  local path = H.tmpfile(src)
+  local out, err, code = H.aloop_capture(H.q(path) .. " " .. (args or ""), input)
+  os.remove(path)
+  return out, err, code
+end
+
 return H

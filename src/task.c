@@ -213,9 +213,10 @@ void al_task_step(lua_State *L, al_Task *t, int tidx) {
       lua_pushfstring(L, "aloop: bad yield from a task (%s); suspend with aloop functions, "
                          "not coroutine.yield", w ? "a future of another loop"
                                                   : nres == 0 ? "no value" : luaL_typename(L, -1));
+      luaL_traceback(L, co, NULL, 0); /* where it yielded, for the report */
       lua_resetthread(co);
       task_finished(L, t, tidx);
-      al_future_set_exception(L, &t->fut, tidx, -1, 0);
+      al_future_set_exception(L, &t->fut, tidx, -2, -1);
       lua_settop(L, base);
       return;
     }

@@ -2,8 +2,8 @@
 --   local tg <close> = aio.TaskGroup(); tg:create_task(fn, ...)
 -- Leaving the scope waits for every child. The first child that fails cancels the others
 -- (and the body, if it is still running), and its error is re-raised from the scope.
--- Lua cannot suspend while an error unwinds the stack, so when the body itself raises, the
--- children are cancelled but not awaited; they finish in the background.
+-- When the body itself raises, the children are cancelled and still awaited: inside a task,
+-- __close runs in the coroutine and may suspend even while an error unwinds (Lua 5.4.4+).
 return function(aio, core)
   local TaskGroup = { __name = "aloop.TaskGroup" }
   TaskGroup.__index = TaskGroup

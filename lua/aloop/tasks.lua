@@ -31,6 +31,13 @@ return function(aio, core)
     return list
   end
 
+  -- The future for an awaitable on loop: a future stays itself, a coroutine object or a plain
+  -- function (called with no arguments) becomes a task.
+  local function future_of(aw, loop)
+    if isfuture(aw) then return aw end
+    return aio._make_task(loop, 3, aw)
+  end
+
   local function wake(w, ...)
     if not w:done() then w:set_result(...) end
   end
@@ -52,7 +59,7 @@ return function(aio, core)
     end
     local loop = core.get_running_loop()
     local fs = {}
-    for i, aw in ipairs(list) do fs[i] = ensure_future(aw, { loop = loop }) end
+    for i, aw in ipairs(list) do fs[i] = future_of(aw, loop) end
 
     local function satisfied()
       local ndone = 0
@@ -117,7 +124,7 @@ return function(aio, core)
       error("aloop.wait_for: timeout must be a number or nil", 2)
     end
     local loop = core.get_running_loop()
-    local fut = ensure_future(aw, { loop = loop })
+    local fut = future_of(aw, loop)
     if timeout == nil then return await_future(fut) end
     if timeout <= 0 then
       if fut:done() then return fut:result() end
@@ -143,7 +150,7 @@ return function(aio, core)
   end
 
   ---------------------------------------------------------------------------------------
-  -- gather(aw1, aw2, ...) / gather({aws}, {return_exceptions=}) -> {results in order}
+  -- gather(aw1, aw2, ...) / gather({aws}, {return_exceptions=}) -> {results in order, n = count}
 
   -- The gathering future: done when every child is; cancelling it cancels the children (a
   -- cancel hook), and it then ends cancelled once they have finished.
@@ -152,7 +159,7 @@ return function(aio, core)
     local n, finished, cancel_requested = #children, 0, false
     local function finish()
       if cancel_requested then return core._cancel_now(outer) end
-      local results = {}
+      local results = { n = n }
       for i, c in ipairs(children) do
         if c:cancelled() then
           results[i] = CancelledError()
@@ -177,7 +184,7 @@ return function(aio, core)
       if finished == n then finish() end
     end
     if n == 0 then
-      outer:set_result({})
+      outer:set_result({ n = 0 })
       return outer
     end
     core._set_cancel_hook(outer, function(_, msg)
@@ -204,7 +211,7 @@ return function(aio, core)
     local loop = default_loop()
     local children = {}
     for i, aw in ipairs(list) do
-      children[i] = ensure_future(aw, { loop = loop })
+      children[i] = future_of(aw, loop)
       loop = children[i]:get_loop()
     end
     local outer = gathering(loop, children, opts.return_exceptions and true or false)
@@ -219,15 +226,16 @@ return function(aio, core)
     local list = to_list(aws, "as_completed")
     opts = opts or {}
     local loop = default_loop()
-    local done_q, head, remaining = {}, 1, #list
+    local done_q, head, tail, remaining = {}, 1, 0, #list
     local waiter, timed_out = nil, false
     local function on_done(f)
-      done_q[#done_q + 1] = f
+      tail = tail + 1
+      done_q[tail] = f
       if waiter then wake(waiter) end
     end
     local fs = {}
     for i, aw in ipairs(list) do
-      fs[i] = ensure_future(aw, { loop = loop })
+      fs[i] = future_of(aw, loop)
       fs[i]:add_done_callback(on_done)
     end
     local th

@@ -37,7 +37,9 @@ return function(aio, core)
   function Timeout:expired() return self.state == "expiring" or self.state == "expired" end
 
   function Timeout:reschedule(when)
-    if self.state ~= "active" then error("aloop.timeout: cannot reschedule after expiry", 2) end
+    if self.state ~= "active" then
+      error(("aloop.timeout: cannot reschedule a timeout that is %s"):format(self.state), 2)
+    end
     if self.handle then self.handle:cancel() end
     self.handle, self.deadline = nil, when
     if when ~= nil then
