@@ -223,7 +223,13 @@ void al_report(lua_State *L, al_Loop *loop, int ctx) {
       lua_settop(L, top);
       return;
     }
-    /* STACK: msgh, err */
+    /* STACK: msgh, err. A KeyboardInterrupt (Ctrl+C while the handler ran, or raised by it)
+       stops the running loop, as asyncio re-raises it from handlers, instead of being lost. */
+    if (loop->running && al_error_is(L, top + 2, "KeyboardInterrupt")) {
+      loop->interrupted = 1;
+      lua_settop(L, top);
+      return;
+    }
     lua_createtable(L, 0, 4);
     lua_pushliteral(L, "Unhandled error in exception handler");
     lua_setfield(L, -2, "message");

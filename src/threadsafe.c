@@ -70,6 +70,13 @@ void al_ts_drain(lua_State *L, al_Loop *loop) {
     lua_pushcfunction(L, ts_call);
     lua_pushlightuserdata(L, c);
     if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
+      if (al_error_is(L, -1, "KeyboardInterrupt")) {
+        loop->interrupted = 1; /* as from a callback: run_forever raises it */
+        lua_settop(L, top);
+        free(c);
+        c = next;
+        continue;
+      }
       lua_createtable(L, 0, 3);
       lua_pushliteral(L, "Exception in a thread-safe call");
       lua_setfield(L, -2, "message");
@@ -112,7 +119,10 @@ static void sigint_hook(lua_State *L, lua_Debug *ar) {
   lua_sethook(L, NULL, 0, 0);
   sigint_hooked = NULL;
   al_Loop *loop = sigint_loop;
-  if (loop) loop->sigint_flag = 0;
+  if (loop) { /* the loop stops even if a pcall in user code catches the error below */
+    loop->sigint_flag = 0;
+    loop->interrupted = 1;
+  }
   al_error_push(L, "KeyboardInterrupt", NULL);
   lua_error(L);
 }
