@@ -333,6 +333,21 @@ describe("SIGINT", function()
     assert.matches("^caught\ttrue\tKeyboardInterrupt\n", out)
   end)
 
+  it("stops the loop even when the interrupted code catches the error with pcall", function()
+    local out, code = interrupted([[
+      local aio = require "aloop"
+      local loop = aio.new_event_loop()
+      local ok, err = pcall(loop.run_until_complete, loop, function()
+        local caught = pcall(function() ready() while true do end end)
+        print("inner pcall caught", not caught)
+        aio.sleep(60)
+      end)
+      print("caught", aio.iserror(err, aio.KeyboardInterrupt))
+    ]])
+    assert.equal(0, code, out)
+    assert.matches("^inner pcall caught\ttrue\ncaught\ttrue\n", out)
+  end)
+
   it("interrupts a callback running a tight Lua loop; run_forever raises KeyboardInterrupt", function()
     local out, code = interrupted([[
       local aio = require "aloop"

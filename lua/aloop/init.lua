@@ -107,7 +107,11 @@ function Loop:run_until_complete(aw, ...)
   fut:add_done_callback(stop)
   local ok, err = pcall(self.run_forever, self)
   fut:remove_done_callback(stop)
-  if not ok then error(err, 0) end
+  if not ok then
+    -- e.g. KeyboardInterrupt: raised here; if the future failed with it too, it is retrieved
+    if fut:done() and not fut:cancelled() then fut:exception() end
+    error(err, 0)
+  end
   if not fut:done() then error("aloop: Event loop stopped before Future completed.", 2) end
   return fut:result()
 end
