@@ -776,6 +776,24 @@ describe("the exception handler", function()
     end)
   end)
 
+  it("a failing callable whose __tostring also raises is reported and the loop goes on", function()
+    with_loop(function(loop)
+      local got = recording(loop)
+      local ran = false
+      local cb = setmetatable({}, {
+        __call = function() error("in cb") end,
+        __tostring = function() error("tostring broke") end,
+      })
+      loop:call_soon(cb)
+      loop:call_soon(function() ran = true end)
+      run_once(loop)
+      assert.equal(1, #got)
+      assert.matches("^Exception in callback .*tostring failed", got[1].message)
+      assert.matches("in cb$", got[1].exception)
+      assert.is_true(ran)
+    end)
+  end)
+
   it("error(nil) in a callback is reported", function()
     with_loop(function(loop)
       local got = recording(loop)

@@ -78,35 +78,32 @@ void al_push_loop(lua_State *L, al_Loop *loop) {
 /* ---------------------------------------------------------------------------------------- */
 /* Ready queue: a ring buffer in a Lua table (array part only), head/tail counted in C. */
 
-#define RING_HEAD(l) ((l)->ready_head)
-#define RING_TAIL(l) ((l)->ready_tail)
-#define RING_CAP(l) ((l)->ready_cap)
 
 static void ready_grow(lua_State *L, al_Loop *loop) {
-  long cap = RING_CAP(loop), ncap = cap * 2;
+  long cap = loop->ready_cap, ncap = cap * 2;
   lua_createtable(L, (int)ncap, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
   for (long i = 0; i < cap; i++) {
-    lua_rawgeti(L, -1, ((RING_HEAD(loop) + i) & (cap - 1)) + 1);
+    lua_rawgeti(L, -1, ((loop->ready_head + i) & (cap - 1)) + 1);
     lua_rawseti(L, -3, i + 1);
   }
   lua_pop(L, 1);
   lua_rawseti(L, LUA_REGISTRYINDEX, loop->ready_ref);
-  RING_HEAD(loop) = 0;
-  RING_TAIL(loop) = cap;
-  RING_CAP(loop) = ncap;
+  loop->ready_head = 0;
+  loop->ready_tail = cap;
+  loop->ready_cap = ncap;
 }
 
 void al_ready_push(lua_State *L, al_Loop *loop) {
-  if (RING_TAIL(loop) - RING_HEAD(loop) == RING_CAP(loop)) ready_grow(L, loop);
+  if (loop->ready_tail - loop->ready_head == loop->ready_cap) ready_grow(L, loop);
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
   lua_insert(L, -2);
-  lua_rawseti(L, -2, (RING_TAIL(loop) & (RING_CAP(loop) - 1)) + 1);
-  RING_TAIL(loop)++;
+  lua_rawseti(L, -2, (loop->ready_tail & (loop->ready_cap - 1)) + 1);
+  loop->ready_tail++;
   lua_pop(L, 1);
 }
 
-static inline long ready_count(al_Loop *loop) { return RING_TAIL(loop) - RING_HEAD(loop); }
+static inline long ready_count(al_Loop *loop) { return loop->ready_tail - loop->ready_head; }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Errors and the exception handler. */
@@ -116,13 +113,13 @@ static inline long ready_count(al_Loop *loop) { return RING_TAIL(loop) - RING_HE
 ** error happened, and stores it in aloop error tables that lack one.
 */
 int al_msgh(lua_State *L) {
-  const char *msg = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
-  luaL_traceback(L, L, msg, 1);
-  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
-    lua_pop(L, 1);
-    if (lua_getfield(L, 1, "traceback") == LUA_TNIL) {
+  luaL_traceback(L, L, NULL, 1);
+  if (al_error_is(L, 1, "Error")) {
+    lua_pushliteral(L, "traceback");
+    if (lua_rawget(L, 1) == LUA_TNIL) {
+      lua_pushliteral(L, "traceback");
       lua_pushvalue(L, 2);
-      lua_setfield(L, 1, "traceback");
+      lua_rawset(L, 1);
     }
     lua_pop(L, 1);
   }
@@ -260,7 +257,7 @@ static void wake_cb(struct ev_loop *ev, ev_timer *w, int revents) {
 /* Pushes the entry at the head of the ready queue (it stays queued until ready_drop). */
 static inline void *ready_peek(lua_State *L, al_Loop *loop) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
-  lua_rawgeti(L, -1, (RING_HEAD(loop) & (RING_CAP(loop) - 1)) + 1);
+  lua_rawgeti(L, -1, (loop->ready_head & (loop->ready_cap - 1)) + 1);
   lua_remove(L, -2);
   return lua_touserdata(L, -1);
 }
@@ -268,9 +265,9 @@ static inline void *ready_peek(lua_State *L, al_Loop *loop) {
 static inline void ready_drop(lua_State *L, al_Loop *loop) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
   lua_pushnil(L);
-  lua_rawseti(L, -2, (RING_HEAD(loop) & (RING_CAP(loop) - 1)) + 1);
+  lua_rawseti(L, -2, (loop->ready_head & (loop->ready_cap - 1)) + 1);
   lua_pop(L, 1);
-  RING_HEAD(loop)++;
+  loop->ready_head++;
 }
 
 /*
@@ -310,7 +307,8 @@ static void report_callback_error(lua_State *L, al_Loop *loop) {
     int h = lua_gettop(L);
     lua_createtable(L, 0, 4);
     lua_getiuservalue(L, h, 1);
-    lua_pushfstring(L, "Exception in callback %s", luaL_tolstring(L, -1, NULL));
+    push_description(L, -1); /* protected: a failing __tostring must not escape */
+    lua_pushfstring(L, "Exception in callback %s", lua_tostring(L, -1));
     lua_setfield(L, -4, "message");
     lua_pop(L, 2);
     lua_pushvalue(L, err);
@@ -382,14 +380,10 @@ static int loop_run_forever(lua_State *L) {
   st->running = loop;
   al_sigint_install(loop);
   lua_settop(L, 1);
-  /* While running, the wake-up watcher counts (al_ts_init unrefs it): with nothing else to wait
-     for, ev_run(EVRUN_ONCE) must block, not return at once and spin. */
-  ev_ref(loop->ev);
   while (!loop->interrupted) {
     loop_run_once(L, loop);
     if (loop->stopping) break;
   }
-  ev_unref(loop->ev);
   al_sigint_restore(loop);
   loop->stopping = 0;
   loop->running = 0;
@@ -550,7 +544,6 @@ static int loop_get_debug(lua_State *L) {
 static void loop_release(lua_State *L, al_Loop *loop) {
   if (loop->ev) {
     ev_timer_stop(loop->ev, &loop->wake);
-    ev_ref(loop->ev); /* the async watcher was unref'd (al_ts_init): libev wants it back */
     ev_async_stop(loop->ev, &loop->async);
     al_ts_close(loop);
     if (loop->own_ev) ev_loop_destroy(loop->ev);
@@ -567,7 +560,7 @@ static void loop_release(lua_State *L, al_Loop *loop) {
     luaL_unref(L, LUA_REGISTRYINDEX, *refs[i]);
     *refs[i] = LUA_NOREF;
   }
-  RING_HEAD(loop) = RING_TAIL(loop) = 0;
+  loop->ready_head = loop->ready_tail = 0;
 }
 
 /*
@@ -696,7 +689,7 @@ static int l_new_event_loop(lua_State *L) {
   loop->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
   lua_createtable(L, READY_MIN, 0);
   loop->ready_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  RING_CAP(loop) = READY_MIN;
+  loop->ready_cap = READY_MIN;
   al_anchors_init(L, &loop->timers);
   al_anchors_init(L, &loop->tasks);
   ev_timer_init(&loop->wake, wake_cb, 0., 0.);

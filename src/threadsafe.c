@@ -25,8 +25,8 @@ static void async_cb(struct ev_loop *ev, ev_async *w, int revents) {
 
 void al_ts_init(al_Loop *loop) {
   ev_async_init(&loop->async, async_cb);
+  /* Always active: with nothing else to wait for, ev_run(EVRUN_ONCE) blocks on it. */
   ev_async_start(loop->ev, &loop->async);
-  ev_unref(loop->ev); /* the wake-up watcher alone does not keep ev_run busy */
 }
 
 int aloop_call_threadsafe(aloop_loop *loop, aloop_cfn fn, void *ud) {
