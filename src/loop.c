@@ -425,12 +425,7 @@ static const struct {
 } backends[] = {
     {"select", EVBACKEND_SELECT}, {"poll", EVBACKEND_POLL},       {"epoll", EVBACKEND_EPOLL},
     {"kqueue", EVBACKEND_KQUEUE}, {"devpoll", EVBACKEND_DEVPOLL}, {"port", EVBACKEND_PORT},
-#ifdef EVBACKEND_LINUXAIO
-    {"linuxaio", EVBACKEND_LINUXAIO},
-#endif
-#ifdef EVBACKEND_IOURING
-    {"io_uring", EVBACKEND_IOURING},
-#endif
+    {"linuxaio", EVBACKEND_LINUXAIO}, {"io_uring", EVBACKEND_IOURING},
     {NULL, 0},
 };
 
