@@ -46,6 +46,7 @@ typedef struct al_State {
   const void *future_mt, *task_mt, *loop_mt, *handle_mt, *timer_mt;
   int mt_ref[5]; /* registry refs of the metatables, by AL_MT_* (no name lookups on hot paths) */
   int default_loop_ref; /* registry ref of the loop get_event_loop returns, or LUA_NOREF */
+  int coro_mt_ref;      /* metatable of coroutine objects (set by init.lua), or LUA_NOREF */
 } al_State;
 
 /*

@@ -24,7 +24,7 @@ int luaopen_aloop_core(lua_State *L) {
   if (!have) {
     al_State *st = lua_newuserdatauv(L, sizeof *st, 0);
     memset(st, 0, sizeof *st);
-    st->default_loop_ref = LUA_NOREF;
+    st->default_loop_ref = st->coro_mt_ref = LUA_NOREF;
     lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_state);
   }
   al_errors_open(L);

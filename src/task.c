@@ -90,14 +90,11 @@ static void schedule_step(lua_State *L, al_Task *t, int tidx) {
 }
 
 /*
-** _new_task(loop, name, coro, fn, ...): a task that will run fn(...). `coro` is what get_coro()
-** returns (the coroutine object it came from, or nil for a plain function).
+** Creates a task running fn(...) where fn is at fnidx followed by nargs arguments; pushes it.
+** nameidx/coroidx (0: none) give the name and what get_coro() returns.
 */
-static int l_new_task(lua_State *L) {
-  al_Loop *loop = al_checkloop(L, 1);
-  if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
-  luaL_checktype(L, 4, LUA_TFUNCTION);
-  int nargs = lua_gettop(L) - 4;
+static al_Task *task_new(lua_State *L, al_Loop *loop, int loopidx, int nameidx, int coroidx,
+                         int fnidx, int nargs) {
   al_Task *t = lua_newuserdatauv(L, sizeof *t, AL_TASK_NUV);
   memset(t, 0, sizeof *t);
   t->fut.kind = AL_KIND_TASK;
@@ -105,28 +102,86 @@ static int l_new_task(lua_State *L) {
   t->id = ++loop->task_counter;
   al_setmt(L, loop->st, AL_MT_TASK);
   int tidx = lua_gettop(L);
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, tidx, AL_FUV_LOOP);
-  if (!lua_isnil(L, 2)) { /* nil: "Task-<id>", made when first asked for */
-    lua_pushvalue(L, 2);
+  if (nameidx && !lua_isnil(L, nameidx)) { /* none: "Task-<id>", made when first asked for */
+    lua_pushvalue(L, nameidx);
     lua_setiuservalue(L, tidx, AL_FUV_NAME);
   }
-  lua_pushvalue(L, lua_isnil(L, 3) ? 4 : 3);
+  lua_pushvalue(L, coroidx ? coroidx : fnidx);
   lua_setiuservalue(L, tidx, AL_FUV_CORO);
   lua_State *co = lua_newthread(L);
   t->co = co;
   *(al_Task **)lua_getextraspace(co) = t;
   lua_setiuservalue(L, tidx, AL_FUV_CO);
+  luaL_checkstack(co, nargs + 3, "too many arguments");
   lua_pushcfunction(co, task_main);
-  lua_pushvalue(L, 4);
-  lua_xmove(L, co, 1);
-  for (int i = 0; i < nargs; i++) lua_pushvalue(L, 5 + i);
-  lua_xmove(L, co, nargs);
+  for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
+  lua_xmove(L, co, nargs + 1);
   /* The loop keeps the task alive until it is done. */
   lua_pushvalue(L, tidx);
   t->slot = al_anchor(L, &loop->tasks);
   schedule_step(L, t, tidx);
+  return t;
+}
+
+static int is_callable(lua_State *L, int idx) {
+  if (lua_isfunction(L, idx)) return 1;
+  if (!luaL_getmetafield(L, idx, "__call")) return 0;
+  lua_pop(L, 1);
   return 1;
+}
+
+/*
+** loop:create_task(fn, ...) runs fn(...); loop:create_task(coro [, {name=}]) runs a coroutine
+** object (aio.coro). The fast path of every task creation.
+*/
+static int loop_create_task(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
+  al_State *st = loop->st;
+  if (lua_isfunction(L, 2)) {
+    task_new(L, loop, 1, 0, 0, 2, lua_gettop(L) - 2);
+    return 1;
+  }
+  if (lua_istable(L, 2) && st->coro_mt_ref != LUA_NOREF && lua_getmetatable(L, 2)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->coro_mt_ref);
+    int is_coro = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (is_coro) { /* {fn = f, n = n, args...} */
+      int nameidx = 0;
+      if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "name");
+        nameidx = lua_gettop(L);
+      }
+      lua_getfield(L, 2, "n");
+      int n = (int)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      luaL_checkstack(L, n + 2, "too many arguments");
+      lua_getfield(L, 2, "fn");
+      int fnidx = lua_gettop(L);
+      for (int i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
+      task_new(L, loop, 1, nameidx, 2, fnidx, n);
+      return 1;
+    }
+  }
+  if (lua_type(L, 2) != LUA_TNONE && is_callable(L, 2)) {
+    task_new(L, loop, 1, 0, 0, 2, lua_gettop(L) - 2);
+    return 1;
+  }
+  return luaL_error(L, "aloop: a coroutine object or function expected, got %s",
+                    lua_type(L, 2) == LUA_TUSERDATA ? luaL_tolstring(L, 2, NULL)
+                                                   : luaL_typename(L, 2));
+}
+
+/* _set_coro_mt(mt): the metatable of coroutine objects (aio.coro), for loop:create_task. */
+static int l_set_coro_mt(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  al_State *st = al_state(L);
+  lua_settop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, st->coro_mt_ref);
+  st->coro_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
 }
 
 /* The task is done: release the coroutine, unanchor, run callbacks. */
@@ -633,7 +688,7 @@ static const luaL_Reg task_methods[] = {
 };
 
 static const luaL_Reg module_funcs[] = {
-    {"_new_task", l_new_task},
+    {"_set_coro_mt", l_set_coro_mt},
     {"await_future", l_await},
     {"sleep", l_sleep},
     {"current_task", l_current_task},
@@ -650,6 +705,10 @@ void al_task_open(lua_State *L) {
   luaL_setfuncs(L, task_methods, 0);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "Task"); /* module.Task = methods */
+  lua_getfield(L, -3, "Loop");
+  lua_pushcfunction(L, loop_create_task);
+  lua_setfield(L, -2, "create_task");
+  lua_pop(L, 1);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, task_tostring);
   lua_setfield(L, -2, "__tostring");

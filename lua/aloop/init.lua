@@ -10,8 +10,8 @@ for k, v in pairs(core) do
   end
 end
 
-local Loop, Task = core.Loop, core.Task
-local isfuture, new_task = core.isfuture, core._new_task
+local Loop = core.Loop
+local isfuture = core.isfuture
 local running_loop = core._running_loop
 local unpack, pack, select, type = table.unpack, table.pack, select, type
 
@@ -67,38 +67,27 @@ end
 ---------------------------------------------------------------------------------------------
 -- Tasks from awaitables.
 
--- (fn, ...) -> task running fn(...); (coro [, opts]) -> task running the coroutine object.
-local function make_task(loop, level, aw, ...)
-  if type(aw) == "function" then return new_task(loop, nil, nil, aw, ...) end
-  local opts = ...
-  local name = type(opts) == "table" and opts.name or nil
-  if getmetatable(aw) == Coro then
-    return new_task(loop, name, aw, aw.fn, unpack(aw, 1, aw.n))
-  end
-  if callable(aw) then return new_task(loop, nil, nil, aw, ...) end
-  error("aloop: a coroutine object or function expected, got "
-    .. (type(aw) == "userdata" and tostring(aw) or type(aw)), level + 1)
-end
+-- loop:create_task(fn, ...) / loop:create_task(coro, {name=}) is C (src/task.c); it knows
+-- coroutine objects by their metatable.
+core._set_coro_mt(Coro)
 
 local function default_loop() return running_loop() or aio.get_event_loop() end
 
-function Loop:create_task(aw, ...) return make_task(self, 2, aw, ...) end
-
-function aio.create_task(aw, ...) return make_task(default_loop(), 2, aw, ...) end
+function aio.create_task(aw, ...) return default_loop():create_task(aw, ...) end
 
 -- A future stays itself; anything else becomes a task (on opts.loop when given).
 function aio.ensure_future(aw, ...)
   if isfuture(aw) then return aw end
   local opts = ...
   local loop = type(aw) ~= "function" and type(opts) == "table" and opts.loop or default_loop()
-  return make_task(loop, 2, aw, ...)
+  return loop:create_task(aw, ...)
 end
 local ensure_future = aio.ensure_future
 
 function Loop:run_until_complete(aw, ...)
   if self:is_closed() then error("aloop: Event loop is closed", 2) end
   if self:is_running() then error("aloop: This event loop is already running", 2) end
-  local fut = isfuture(aw) and aw or make_task(self, 2, aw, ...)
+  local fut = isfuture(aw) and aw or self:create_task(aw, ...)
   if fut:get_loop() ~= self then
     error("aloop: the future belongs to a different loop", 2)
   end
@@ -158,10 +147,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- Task-level helpers shared with tasks.lua.
 
-aio._make_task = make_task
-aio._Coro = Coro
 aio._default_loop = default_loop
-aio._callable = callable
 
 -- Inside a task, these combinators suspend and return results; elsewhere they return the
 -- future (so `loop:run_until_complete(aio.gather(...))` works at top level).

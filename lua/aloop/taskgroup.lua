@@ -42,7 +42,7 @@ return function(aio, core)
   function TaskGroup:create_task(aw, ...)
     if self.closed then error("aloop.TaskGroup: the group is finished", 2) end
     if self.aborting then error("aloop.TaskGroup: the group is shutting down", 2) end
-    local t = aio._make_task(self.loop, 2, aw, ...)
+    local t = self.loop:create_task(aw, ...)
     self.tasks[t] = true
     self.n = self.n + 1
     t:add_done_callback(function(tt) self:_on_done(tt) end)

@@ -35,7 +35,7 @@ return function(aio, core)
   -- function (called with no arguments) becomes a task.
   local function future_of(aw, loop)
     if isfuture(aw) then return aw end
-    return aio._make_task(loop, 3, aw)
+    return loop:create_task(aw)
   end
 
   local function wake(w, ...)
@@ -293,7 +293,5 @@ return function(aio, core)
     return outer
   end
 
-  aio._in_task = in_task
-  aio._cancel_and_wait = cancel_and_wait
   return aio
 end
