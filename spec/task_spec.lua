@@ -196,6 +196,37 @@ describe("sleep", function()
   it("rejects NaN", async(function()
     assert.has_error(function() aio.sleep(0 / 0) end)
   end))
+
+  it("sleepers wake in deadline order, equal delays in the order they slept", async(function()
+    local log = {}
+    local function sleeper(name, d) aio.sleep(d); log[#log + 1] = name end
+    local ts = {}
+    for i, spec in ipairs({ { "c", 0.03 }, { "a", 0.01 }, { "b", 0.02 }, { "a2", 0.01 } }) do
+      ts[i] = aio.create_task(sleeper, spec[1], spec[2])
+    end
+    aio.gather(ts)
+    -- a and a2 both sleep 0.01 from the same iteration; a started first
+    assert.same({ "a", "a2", "b", "c" }, log)
+  end))
+
+  it("many cancelled sleeps leave the timer heap, and timers keep working", async(function()
+    local tasks = {}
+    for i = 1, 300 do tasks[i] = aio.create_task(aio.sleep, 60) end
+    aio.sleep(0) -- all of them are asleep now
+    for i = 1, 300 do assert.is_true(tasks[i]:cancel()) end
+    local res = aio.gather(tasks, { return_exceptions = true })
+    for i = 1, 300 do assert.is_true(is_cancelled_error(res[i]), "task " .. i) end
+    assert.equal("done", aio.sleep(0.01, "done"))
+  end))
+
+  it("a task cancelled in the step where it starts to sleep gets CancelledError at that sleep", async(function()
+    local t = aio.create_task(function()
+      aio.current_task():cancel("now")
+      local ok, err = pcall(aio.sleep, 60)
+      return ok, err.message
+    end)
+    assert.same({ false, "now" }, { t:await() })
+  end))
 end)
 
 describe("suspending from anywhere in a task", function()

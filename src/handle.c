@@ -40,6 +40,11 @@ static void handle_clear(lua_State *L, al_Handle *h, int hidx) {
 ** majority, when the heap is rebuilt without them (as asyncio does).
 */
 
+/* A cancelled TimerHandle, or the entry of a sleep() that was cancelled. */
+static inline int entry_dead(const al_HeapEntry *e) {
+  return e->task ? e->task->sleep_seq != e->seq : e->h->cancelled;
+}
+
 static inline int entry_before(const al_HeapEntry *a, const al_HeapEntry *b) {
   return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
@@ -75,26 +80,43 @@ static al_HeapEntry heap_pop(al_Loop *loop) {
     loop->heap[0] = loop->heap[loop->heap_n];
     heap_down(loop->heap, loop->heap_n, 0);
   }
-  top.h->in_heap = 0;
+  if (!top.task) top.h->in_heap = 0;
   return top;
 }
 
 /* Adds the timer at hidx (h->when set) to the heap and anchors its userdata. */
+static void heap_reserve(lua_State *L, al_Loop *loop) {
+  if (loop->heap_n < loop->heap_cap) return;
+  long ncap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+  al_HeapEntry *nh = realloc(loop->heap, (size_t)ncap * sizeof *nh);
+  if (!nh) luaL_error(L, "aloop: out of memory for timers");
+  loop->heap = nh;
+  loop->heap_cap = ncap;
+}
+
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx) {
-  if (loop->heap_n == loop->heap_cap) {
-    long ncap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    al_HeapEntry *nh = realloc(loop->heap, (size_t)ncap * sizeof *nh);
-    if (!nh) luaL_error(L, "aloop: out of memory for timers");
-    loop->heap = nh;
-    loop->heap_cap = ncap;
-  }
+  heap_reserve(L, loop);
   lua_pushvalue(L, hidx);
   al_HeapEntry *e = &loop->heap[loop->heap_n];
   e->when = h->when;
   e->seq = loop->timer_seq++;
   e->h = h;
+  e->task = NULL;
   e->slot = al_anchor(L, &loop->timers);
   h->in_heap = 1;
+  heap_up(loop->heap, loop->heap_n++);
+}
+
+/* Puts the task at tidx to sleep until `when`: al_timers_collect wakes it (al_task_wake). */
+void al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when) {
+  heap_reserve(L, loop);
+  lua_pushvalue(L, tidx);
+  al_HeapEntry *e = &loop->heap[loop->heap_n];
+  e->when = when;
+  e->seq = t->sleep_seq = loop->timer_seq++;
+  e->h = NULL;
+  e->task = t;
+  e->slot = al_anchor(L, &loop->timers);
   heap_up(loop->heap, loop->heap_n++);
 }
 
@@ -105,8 +127,8 @@ void al_timer_cancelled(lua_State *L, al_Loop *loop) {
   long j = 0;
   for (long i = 0; i < loop->heap_n; i++) {
     al_HeapEntry *e = &loop->heap[i];
-    if (e->h->cancelled) {
-      e->h->in_heap = 0;
+    if (entry_dead(e)) {
+      if (!e->task) e->h->in_heap = 0;
       al_unanchor(L, &loop->timers, e->slot);
     } else {
       loop->heap[j++] = *e;
@@ -119,7 +141,7 @@ void al_timer_cancelled(lua_State *L, al_Loop *loop) {
 
 /* Drops cancelled timers from the top; returns the earliest live deadline, or -1. */
 double al_timer_next(lua_State *L, al_Loop *loop) {
-  while (loop->heap_n > 0 && loop->heap[0].h->cancelled) {
+  while (loop->heap_n > 0 && entry_dead(&loop->heap[0])) {
     al_HeapEntry e = heap_pop(loop);
     loop->heap_cancelled--;
     al_unanchor(L, &loop->timers, e.slot);
@@ -131,14 +153,15 @@ double al_timer_next(lua_State *L, al_Loop *loop) {
 void al_timers_collect(lua_State *L, al_Loop *loop, double now) {
   while (loop->heap_n > 0 && loop->heap[0].when <= now) {
     al_HeapEntry e = heap_pop(loop);
-    if (e.h->cancelled) {
+    if (entry_dead(&e)) {
       loop->heap_cancelled--;
       al_unanchor(L, &loop->timers, e.slot);
       continue;
     }
     al_anchor_push(L, &loop->timers, e.slot);
     al_unanchor(L, &loop->timers, e.slot);
-    al_ready_push(L, loop);
+    if (e.task) al_task_wake(L, e.task);
+    else al_ready_push(L, loop);
   }
 }
 

@@ -96,9 +96,11 @@ struct al_Task {
   unsigned char started;
   unsigned char must_cancel;
   unsigned char scheduled; /* a step is in the ready queue */
+  unsigned char waking;    /* in the ready queue to schedule its step (a sleep() timer fired) */
   unsigned char has_cmsg;
   int num_cancels;
   int slot; /* anchor in loop->tasks while unfinished */
+  uint64_t sleep_seq; /* in sleep(): the seq of its timer heap entry (0: not sleeping) */
   uint64_t id;
 };
 
@@ -111,12 +113,17 @@ typedef struct al_Anchors {
   int count; /* values anchored now */
 } al_Anchors;
 
-/* A timer in the heap: the deadline is copied here so comparisons do not chase pointers. */
+/*
+** A timer in the heap: a TimerHandle, or a task in sleep() (task != NULL). The deadline is
+** copied here so comparisons do not chase pointers.
+*/
 typedef struct al_HeapEntry {
   double when;
-  uint64_t seq;
+  uint64_t seq; /* scheduling order (ties); a sleeping task's entry is live while equal to
+                   task->sleep_seq */
   al_Handle *h;
-  int slot; /* anchor of the TimerHandle userdata */
+  struct al_Task *task;
+  int slot; /* anchor of the userdata (handle or task) in loop->timers */
 } al_HeapEntry;
 
 /* A call posted from another OS thread (see threadsafe.c). */
@@ -142,7 +149,7 @@ struct al_Loop {
   /* Timers: a binary heap ordered by (when, seq); cancelled ones leave lazily. */
   al_HeapEntry *heap;
   long heap_n, heap_cap, heap_cancelled;
-  uint64_t timer_seq;
+  uint64_t timer_seq; /* starts at 1: 0 means "not sleeping" in al_Task.sleep_seq */
   al_Anchors timers; /* the TimerHandles in the heap */
   al_Anchors tasks;  /* unfinished tasks: the loop keeps them alive */
   int handler_ref; /* exception handler function, or LUA_NOREF */
@@ -188,6 +195,7 @@ void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx);
 void al_timer_cancelled(lua_State *L, al_Loop *loop); /* a timer in the heap was cancelled */
+void al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when);
 double al_timer_next(lua_State *L, al_Loop *loop);    /* earliest live deadline, or -1 */
 void al_timers_collect(lua_State *L, al_Loop *loop, double now);
 void al_handle_open(lua_State *L);
@@ -210,6 +218,8 @@ al_Task *al_totask(lua_State *L, int idx);
 void al_task_step(lua_State *L, al_Task *t, int tidx);
 int al_await(lua_State *L, int fidx); /* yields inside a task */
 int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
+void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
+void al_task_wake(lua_State *L, al_Task *t); /* pops the task userdata; schedules its step */
 void al_task_open(lua_State *L);
 
 /* errors.c */

@@ -281,8 +281,14 @@ static int run_batch(lua_State *L) {
     unsigned char *kind = ready_peek(L, loop);
     if (*kind == AL_KIND_TASK) {
       al_Task *t = (al_Task *)kind;
-      t->scheduled = 0;
-      al_task_step(L, t, 2);
+      if (t->waking) { /* its sleep() timer fired: step in the next iteration */
+        t->waking = 0;
+        lua_pushvalue(L, 2);
+        al_ready_push(L, loop);
+      } else {
+        t->scheduled = 0;
+        al_task_step(L, t, 2);
+      }
     } else {
       al_Handle *h = (al_Handle *)kind;
       if (!h->cancelled) {
@@ -669,6 +675,7 @@ static int l_new_event_loop(lua_State *L) {
   al_Loop *loop = lua_newuserdatauv(L, sizeof *loop, 1);
   memset(loop, 0, sizeof *loop);
   loop->magic = AL_LOOP_MAGIC;
+  loop->timer_seq = 1;
   loop->ready_ref = loop->handler_ref = loop->timers.ref = loop->tasks.ref = LUA_NOREF;
   loop->closed = 1; /* until fully set up: __gc must then only destroy the mutex */
   pthread_mutex_init(&loop->ts_mu, NULL);

@@ -14,6 +14,7 @@
 
 const char al_key_throw = 0;
 static const char key_yield0 = 0; /* what sleep(0) yields: "step me again soon" */
+static const char key_sleep = 0;  /* what sleep(d > 0) yields: "the timer heap wakes me" */
 
 al_Task *al_totask(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TUSERDATA) return NULL;
@@ -258,6 +259,11 @@ void al_task_step(lua_State *L, al_Task *t, int tidx) {
       schedule_step(L, t, tidx);
       return;
     }
+    if (nres == 1 && lua_touserdata(co, -1) == &key_sleep) { /* sleep(d): in the timer heap */
+      lua_pop(co, 1);
+      if (t->must_cancel) al_task_cancel_sleep(L, t, tidx); /* cancel() ran during this step */
+      return;
+    }
     if (nres == 0) lua_pushnil(L);
     else lua_xmove(co, L, 1);
     if (nres > 1) lua_pop(co, nres - 1);
@@ -331,6 +337,30 @@ void al_task_step(lua_State *L, al_Task *t, int tidx) {
 }
 
 /*
+** The timer of the task's sleep() fired (the task userdata is on top, popped). Like asyncio,
+** where the timer completes a future whose callback schedules the step, the task passes once
+** through the ready queue in the timer's turn (waking) and steps in the next iteration.
+*/
+void al_task_wake(lua_State *L, al_Task *t) {
+  t->sleep_seq = 0;
+  if (!t->scheduled && t->fut.state == AL_PENDING) {
+    t->scheduled = t->waking = 1;
+    al_ready_push(L, t->fut.loop);
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+/* A sleeping task is cancelled: its heap entry becomes dead and its next step throws. */
+void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx) {
+  if (t->sleep_seq) {
+    t->sleep_seq = 0;
+    al_timer_cancelled(L, t->fut.loop);
+  }
+  schedule_step(L, t, tidx);
+}
+
+/*
 ** Requests cancellation (asyncio's Task.cancel): cancels the awaited future if there is one,
 ** otherwise arranges for CancelledError to be raised at the next step. 1 if requested.
 */
@@ -342,6 +372,11 @@ int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx) {
     lua_pushvalue(L, msgidx);
     lua_setiuservalue(L, tidx, AL_FUV_CMSG);
     t->has_cmsg = 1;
+  }
+  if (t->sleep_seq) { /* in sleep(): void the timer entry and raise CancelledError now */
+    t->must_cancel = 1;
+    al_task_cancel_sleep(L, t, tidx);
+    return 1;
   }
   if (lua_getiuservalue(L, tidx, AL_FUV_WAITER) != LUA_TNIL) {
     al_Future *w = al_tofuture(L, -1);
@@ -425,41 +460,24 @@ static int l_await(lua_State *L) {
   return al_await(L, 1);
 }
 
-/* Timer callback of sleep(): completes the future unless it was cancelled meanwhile. */
-static int sleep_wakeup(lua_State *L) {
-  al_Future *f = lua_touserdata(L, 1);
-  if (f->state == AL_PENDING) al_future_set_result(L, f, 1, 2, 0);
-  return 0;
-}
-
-/* STACK: delay, args..., [fut, timer] then the resume values. */
+/* STACK: delay, args..., then the resume values: raise a thrown-in error or return the args. */
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  int nargs = (int)(ctx >> 1), timed = (int)(ctx & 1);
-  int top = 1 + nargs + (timed ? 2 : 0);
-  if (timed) {
-    al_Handle *h = lua_touserdata(L, top);
-    if (!h->cancelled) {
-      h->cancelled = 1;
-      if (h->in_heap && !h->loop->closed) al_timer_cancelled(L, h->loop);
-    }
-  }
+  int nargs = (int)ctx;
+  int top = 1 + nargs;
   if (lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &al_key_throw) {
     lua_settop(L, top + 2);
     return throw_in(L);
   }
-  if (timed) {
-    al_Future *f = lua_touserdata(L, top - 1);
-    if (f->state == AL_CANCELLED) {
-      lua_settop(L, top - 1);
-      return al_future_push_result(L, f, top - 1);
-    }
-  }
-  lua_settop(L, 1 + nargs);
+  lua_settop(L, top);
   return nargs;
 }
 
-/* aio.sleep(delay, ...): suspends the task for delay seconds and returns the extra args. */
+/*
+** aio.sleep(delay, ...): suspends the task for delay seconds and returns the extra args.
+** No future and no handle: the task itself waits in the timer heap (al_timer_sleep), and
+** cancel() voids that entry and throws CancelledError in at once.
+*/
 static int l_sleep(lua_State *L) {
   double delay = luaL_checknumber(L, 1);
   if (isnan(delay)) return luaL_argerror(L, 1, "delay is NaN");
@@ -469,22 +487,14 @@ static int l_sleep(lua_State *L) {
   if (!t) return not_in_task(L, "sleep");
   if (delay <= 0) {
     lua_pushlightuserdata(L, (void *)&key_yield0);
-    return lua_yieldk(L, 1, (lua_KContext)nargs << 1, sleep_k);
+    return lua_yieldk(L, 1, nargs, sleep_k);
   }
   al_Loop *loop = t->fut.loop;
-  al_push_loop(L, loop);
-  al_future_new(L, loop, -1);
-  lua_remove(L, -2);
-  int fidx = lua_gettop(L);
-  lua_pushcfunction(L, sleep_wakeup);
-  lua_pushvalue(L, fidx);
-  al_Handle *h = al_handle_new(L, loop, -2, 1, 1);
-  lua_remove(L, -2);
-  lua_remove(L, -2);
-  h->when = al_now() + delay;
-  al_timer_schedule(L, loop, h, -1);
-  lua_pushvalue(L, fidx);
-  return lua_yieldk(L, 1, ((lua_KContext)nargs << 1) | 1, sleep_k);
+  al_anchor_push(L, &loop->tasks, t->slot);
+  al_timer_sleep(L, loop, t, lua_gettop(L), al_now() + delay);
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, (void *)&key_sleep);
+  return lua_yieldk(L, 1, nargs, sleep_k);
 }
 
 /* ---------------------------------------------------------------------------------------- */
