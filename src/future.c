@@ -28,6 +28,7 @@ al_Future *al_future_new(lua_State *L, al_Loop *loop, int loopidx) {
   f->nres = f->ncb = 0;
   f->loop = loop;
   al_setmt(L, loop->st, AL_MT_FUTURE);
+  if (loop->debug) al_debug_note_creation(L, loop, -1);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, AL_FUV_LOOP);
   return f;
@@ -384,6 +385,7 @@ int al_future_gc(lua_State *L) {
   lua_setfield(L, -2, "traceback");
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, f->kind == AL_KIND_TASK ? "task" : "future");
+  if (al_debug_push_creation(L, 1)) lua_setfield(L, -2, "source_traceback");
   al_report(L, loop && !loop->closed ? loop : NULL, -1);
   return 0;
 }

@@ -18,6 +18,7 @@ al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int 
   h->in_heap = 0;
   h->when = 0;
   al_setmt(L, loop->st, timer ? AL_MT_TIMER : AL_MT_HANDLE);
+  if (loop->debug) al_debug_note_creation(L, loop, -1);
   for (int i = 0; i <= nargs; i++) {
     lua_pushvalue(L, fnidx + i);
     lua_setiuservalue(L, -2, i + 1);

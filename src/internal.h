@@ -34,6 +34,8 @@ enum { AL_KIND_HANDLE = 1, AL_KIND_FUTURE, AL_KIND_TASK };
 
 enum { AL_PENDING = 0, AL_FINISHED, AL_CANCELLED };
 
+enum { AL_LOG_DEBUG = 0, AL_LOG_INFO, AL_LOG_WARNING, AL_LOG_ERROR };
+
 typedef struct al_Loop al_Loop;
 typedef struct al_Task al_Task;
 
@@ -47,6 +49,7 @@ typedef struct al_State {
   int mt_ref[5]; /* registry refs of the metatables, by AL_MT_* (no name lookups on hot paths) */
   int default_loop_ref; /* registry ref of the loop get_event_loop returns, or LUA_NOREF */
   int coro_mt_ref;      /* metatable of coroutine objects (set by init.lua), or LUA_NOREF */
+  int log_level;        /* AL_LOG_*: messages below it are dropped */
 } al_State;
 
 /*
@@ -164,6 +167,7 @@ struct al_Loop {
   int ts_closed;
   volatile int sigint_flag;
   int nwatchers; /* active fd watchers (io.c): iterations with ready callbacks poll only if > 0 */
+  pthread_t thread; /* the OS thread running the loop (debug mode checks it) */
 };
 
 /* anchors.c */
@@ -220,6 +224,7 @@ int al_await(lua_State *L, int fidx); /* yields inside a task */
 int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
 void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
 void al_task_wake(lua_State *L, al_Task *t); /* pops the task userdata; schedules its step */
+void al_task_push_stack_text(lua_State *L, int idx);
 void al_task_open(lua_State *L);
 
 /* errors.c */
@@ -227,6 +232,17 @@ void al_error_push(lua_State *L, const char *cls, const char *msg); /* new error
 int al_error_raise(lua_State *L, const char *cls, const char *fmt, ...);
 int al_error_is(lua_State *L, int idx, const char *cls);
 void al_errors_open(lua_State *L);
+
+/* log.c */
+void al_log(lua_State *L, int level, const char *fmt, ...);
+void al_log_pushed(lua_State *L, int level); /* logs the string on top (popped) */
+void al_log_open(lua_State *L);
+
+/* debug.c (debug mode) */
+void al_debug_note_creation(lua_State *L, al_Loop *loop, int idx); /* if debug: remember where */
+int al_debug_push_creation(lua_State *L, int idx); /* pushes that traceback or returns 0 */
+void al_debug_check_thread(lua_State *L, al_Loop *loop);
+void al_debug_open(lua_State *L);
 
 /* threadsafe.c */
 void al_ts_init(al_Loop *loop);

@@ -192,11 +192,20 @@ static void default_handler(lua_State *L, int ctx) {
   } else if (!tb_done) {
     lua_pop(L, 1);
   }
-  luaL_addstring(&b, "\n");
+  if (lua_getfield(L, ctx, "stack") == LUA_TSTRING) {
+    luaL_addstring(&b, "\n");
+    luaL_addvalue(&b);
+  } else {
+    lua_pop(L, 1);
+  }
+  if (lua_getfield(L, ctx, "source_traceback") == LUA_TSTRING) {
+    luaL_addstring(&b, "\nObject created at:\n");
+    luaL_addvalue(&b);
+  } else {
+    lua_pop(L, 1);
+  }
   luaL_pushresult(&b);
-  fputs(lua_tostring(L, -1), stderr);
-  fflush(stderr);
-  lua_pop(L, 1);
+  al_log_pushed(L, AL_LOG_ERROR);
 }
 
 static int l_default_handler_p(lua_State *L) {
@@ -275,27 +284,49 @@ static inline void ready_drop(lua_State *L, al_Loop *loop) {
 ** callback). Each entry leaves the queue only after it ran, so when a callback raises, the
 ** caller still finds its handle at the head for the report.
 */
+/* Runs the entry at index 2 (a task step or a handle's call). */
+static inline void run_entry(lua_State *L, al_Loop *loop, unsigned char *kind) {
+  if (*kind == AL_KIND_TASK) {
+    al_Task *t = (al_Task *)kind;
+    if (t->waking) { /* its sleep() timer fired: step in the next iteration */
+      t->waking = 0;
+      lua_pushvalue(L, 2);
+      al_ready_push(L, loop);
+    } else {
+      t->scheduled = 0;
+      al_task_step(L, t, 2);
+    }
+  } else {
+    al_Handle *h = (al_Handle *)kind;
+    if (!h->cancelled) {
+      for (int i = 0; i <= h->nargs; i++) lua_getiuservalue(L, 2, i + 1);
+      lua_call(L, h->nargs, 0);
+    }
+  }
+}
+
+/* Debug mode: run_entry, and log it when it took longer than loop.slow_callback_duration. */
+static void run_entry_timed(lua_State *L, al_Loop *loop, unsigned char *kind) {
+  double t0 = al_now();
+  run_entry(L, loop, kind);
+  double dt = al_now() - t0;
+  if (dt < loop->slow_callback_duration) return;
+  lua_settop(L, 2);
+  if (*kind == AL_KIND_HANDLE) lua_getiuservalue(L, 2, 1); /* the function that ran */
+  else lua_pushvalue(L, 2);                                /* the task that stepped */
+  push_description(L, -1);
+  char secs[32];
+  snprintf(secs, sizeof secs, "%.3f", dt);
+  al_log(L, AL_LOG_WARNING, "Executing %s %s took %s seconds",
+         *kind == AL_KIND_TASK ? "a step of" : "callback", lua_tostring(L, -1), secs);
+}
+
 static int run_batch(lua_State *L) {
   al_Loop *loop = lua_touserdata(L, 1);
   while (loop->batch_left > 0 && !loop->interrupted) {
     unsigned char *kind = ready_peek(L, loop);
-    if (*kind == AL_KIND_TASK) {
-      al_Task *t = (al_Task *)kind;
-      if (t->waking) { /* its sleep() timer fired: step in the next iteration */
-        t->waking = 0;
-        lua_pushvalue(L, 2);
-        al_ready_push(L, loop);
-      } else {
-        t->scheduled = 0;
-        al_task_step(L, t, 2);
-      }
-    } else {
-      al_Handle *h = (al_Handle *)kind;
-      if (!h->cancelled) {
-        for (int i = 0; i <= h->nargs; i++) lua_getiuservalue(L, 2, i + 1);
-        lua_call(L, h->nargs, 0);
-      }
-    }
+    if (loop->debug) run_entry_timed(L, loop, kind);
+    else run_entry(L, loop, kind);
     lua_settop(L, 1);
     loop->batch_left--;
     ready_drop(L, loop);
@@ -382,6 +413,7 @@ static int loop_run_forever(lua_State *L) {
   al_Loop *prev_running = st->running;
   lua_State *prev_L = loop->L;
   loop->running = 1;
+  loop->thread = pthread_self();
   loop->L = loop->cur_L = L;
   st->running = loop;
   al_sigint_install(loop);
@@ -452,6 +484,7 @@ static int loop_backend(lua_State *L) {
 static int loop_call_soon(lua_State *L) {
   al_Loop *loop = checkopen(L, 1);
   luaL_checkany(L, 2);
+  if (loop->debug) al_debug_check_thread(L, loop);
   al_handle_new(L, loop, 2, lua_gettop(L) - 2, 0);
   lua_pushvalue(L, -1);
   al_ready_push(L, loop);
@@ -469,6 +502,7 @@ static int loop_call_soon_threadsafe(lua_State *L) {
 }
 
 static int schedule_timer(lua_State *L, al_Loop *loop, double when, int fnidx) {
+  al_debug_check_thread(L, loop);
   al_Handle *h = al_handle_new(L, loop, fnidx, lua_gettop(L) - fnidx, 1);
   h->when = when;
   al_timer_schedule(L, loop, h, lua_gettop(L));
@@ -580,11 +614,14 @@ static int loop_close(lua_State *L) {
       lua_pop(L, 1);
       continue;
     }
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 5);
     lua_pushliteral(L, "Task was destroyed but it is pending!");
     lua_setfield(L, -2, "message");
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "task");
+    al_task_push_stack_text(L, -2);
+    lua_setfield(L, -2, "stack");
+    if (al_debug_push_creation(L, -2)) lua_setfield(L, -2, "source_traceback");
     al_report(L, loop, -1);
     lua_pop(L, 2);
   }
@@ -608,6 +645,17 @@ static int loop_close(lua_State *L) {
 
 static int loop_gc(lua_State *L) {
   al_Loop *loop = lua_touserdata(L, 1);
+  if (!loop->closed && loop->debug) { /* a resource warning, as asyncio's in debug mode */
+    lua_pushfstring(L, "unclosed event loop %p (close it with loop:close() or aio.run)",
+                    (void *)loop);
+    if (al_debug_push_creation(L, 1)) {
+      lua_pushfstring(L, "%s\nObject created at:\n%s",
+                      lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+    }
+    al_log_pushed(L, AL_LOG_WARNING);
+  }
   if (!loop->closed) {
     loop->closed = 1;
     loop_release(L, loop);
@@ -697,6 +745,7 @@ static int l_new_event_loop(lua_State *L) {
   ev_timer_init(&loop->wake, wake_cb, 0., 0.);
   al_ts_init(loop);
   loop->closed = 0;
+  if (loop->debug) al_debug_note_creation(L, loop, -1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loops);
   lua_pushvalue(L, -2);
   lua_rawsetp(L, -2, loop);

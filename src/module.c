@@ -32,6 +32,8 @@ int luaopen_aloop_core(lua_State *L) {
   al_handle_open(L);
   al_future_open(L);
   al_task_open(L);
+  al_log_open(L);
+  al_debug_open(L);
   lua_pushliteral(L, ALOOP_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

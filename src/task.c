@@ -103,6 +103,7 @@ static al_Task *task_new(lua_State *L, al_Loop *loop, int loopidx, int nameidx, 
   t->id = ++loop->task_counter;
   al_setmt(L, loop->st, AL_MT_TASK);
   int tidx = lua_gettop(L);
+  if (loop->debug) al_debug_note_creation(L, loop, tidx);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, tidx, AL_FUV_LOOP);
   if (nameidx && !lua_isnil(L, nameidx)) { /* none: "Task-<id>", made when first asked for */
@@ -140,6 +141,7 @@ static int is_callable(lua_State *L, int idx) {
 static int loop_create_task(lua_State *L) {
   al_Loop *loop = al_checkloop(L, 1);
   if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
+  al_debug_check_thread(L, loop);
   al_State *st = loop->st;
   if (lua_isfunction(L, 2)) {
     task_new(L, loop, 1, 0, 0, 2, lua_gettop(L) - 2);
@@ -149,7 +151,10 @@ static int loop_create_task(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->coro_mt_ref);
     int is_coro = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    if (is_coro) { /* {fn = f, n = n, args...} */
+    if (is_coro) { /* {fn = f, n = n, args...}; scheduled now, so never "never awaited" */
+      lua_pushliteral(L, "awaited");
+      lua_pushboolean(L, 1);
+      lua_rawset(L, 2);
       int nameidx = 0;
       if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "name");
@@ -583,9 +588,10 @@ static int task_get_stack(lua_State *L) {
 static int task_tostring(lua_State *L);
 
 /* print_stack([file]): "Stack for <Task ...> (most recent call last):" then one line a frame. */
-static int task_print_stack(lua_State *L) {
+/* Pushes "Stack for <Task ...> (most recent call last):" and one line a frame. */
+static int stack_text(lua_State *L) {
   checktask(L, 1);
-  lua_settop(L, 2);
+  lua_settop(L, 1);
   lua_pushcfunction(L, task_get_stack);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
@@ -612,6 +618,27 @@ static int task_print_stack(lua_State *L) {
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
+  return 1;
+}
+
+/* Pushes the stack text of the task at idx (for reports); never raises. */
+void al_task_push_stack_text(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, stack_text);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "(no stack)");
+  }
+}
+
+/* print_stack([file]): the stack text to file (default stdout). */
+static int task_print_stack(lua_State *L) {
+  checktask(L, 1);
+  lua_settop(L, 2);
+  lua_pushcfunction(L, stack_text);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
   if (lua_isnil(L, 2)) {
     fputs(lua_tostring(L, -1), stdout);
     fflush(stdout);

@@ -35,7 +35,9 @@ function aio.coro(fn, ...)
   if not callable(fn) then
     error("aloop.coro: a function expected, got " .. type(fn), 2)
   end
-  return setmetatable({ fn = fn, n = select("#", ...), ... }, Coro)
+  local c = setmetatable({ fn = fn, n = select("#", ...), ... }, Coro)
+  core._debug_note(c) -- debug mode: where it was made, for "never awaited"
+  return c
 end
 
 function aio.async(fn)
@@ -47,7 +49,20 @@ end
 
 function aio.iscoroutine(x) return getmetatable(x) == Coro end
 
-function Coro:await() return self.fn(unpack(self, 1, self.n)) end
+function Coro:await()
+  rawset(self, "awaited", true)
+  return self.fn(unpack(self, 1, self.n))
+end
+
+-- A coroutine object that was never scheduled nor awaited did nothing: say so (asyncio's
+-- "coroutine ... was never awaited"), with where it was made in debug mode.
+function Coro:__gc()
+  if rawget(self, "awaited") then return end
+  local msg = ("coroutine %s was never awaited"):format(tostring(self))
+  local tb = core._creation_traceback(self)
+  if tb then msg = msg .. "\nCoroutine created at:\n" .. tb end
+  core.log.warning(msg)
+end
 
 function Coro.__tostring(c)
   local info = type(c.fn) == "function" and debug.getinfo(c.fn, "S")
@@ -58,7 +73,7 @@ end
 -- aio.await(aw): the results of a coroutine object (run inline), a future or a task.
 function aio.await(aw, ...)
   if type(aw) == "function" then return aw(...) end
-  if getmetatable(aw) == Coro then return aw.fn(unpack(aw, 1, aw.n)) end
+  if getmetatable(aw) == Coro then return aw:await() end
   if isfuture(aw) then return core.await_future(aw) end
   error("aloop.await: a coroutine object, Future, Task or function expected, got "
     .. (type(aw) == "userdata" and tostring(aw) or type(aw)), 2)
