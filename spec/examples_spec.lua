@@ -35,14 +35,18 @@ end
 -- Runs examples/NAME.lua with ARGS. Returns {out, err, lines, status}: stdout, stderr, stdout's
 -- lines and the exit status (128 + N when killed by signal N). SIGINT gets its default disposition back (some examples send it to
 -- themselves as a Ctrl+C), and a hung example is killed by timeout (status 124).
+-- A table as the last argument holds options: {env = "ALOOP_DEBUG=1"} sets environment variables.
 local function run(name, ...)
   local bin_path = BIN:sub(1, 1) == "/" and BIN or ROOT .. "/" .. BIN
   assert(io.open(bin_path, "rb"), "no interpreter at " .. bin_path .. " (build it, or set ALOOP_BIN)")
-  local args = {}
-  for i, a in ipairs({...}) do args[i] = q(a) end
+  local args, opts = {}, {}
+  for i, a in ipairs({...}) do
+    if type(a) == "table" then opts = a else args[i] = q(a) end
+  end
   local errfile = os.tmpname()
-  local cmd = ("cd %s && exec timeout -k 5 60 env --default-signal=INT %s %s %s 2>%s"):format(
-    q(ROOT), q(BIN), q("examples/" .. name .. ".lua"), table.concat(args, " "), q(errfile))
+  local cmd = ("cd %s && exec timeout -k 5 60 env --default-signal=INT %s %s %s %s 2>%s"):format(
+    q(ROOT), opts.env or "", q(BIN), q("examples/" .. name .. ".lua"), table.concat(args, " "),
+    q(errfile))
   local p = assert(io.popen(cmd, "r"))
   local out = p:read("a")
   local _, how, code = p:close()
@@ -57,6 +61,19 @@ end
 local function assert_ok(r)
   assert.are.equal(0, r.status, "exit status; stdout:\n" .. r.out .. "\nstderr:\n" .. r.err)
   assert.are.equal("", r.err, "stderr should be empty")
+end
+
+-- print_stack blocks (a "Stack for" line and its frames) sorted: all_tasks() has no order.
+local function sorted_stacks(lines)
+  local blocks = {}
+  for _, line in ipairs(lines) do
+    if line:match("^Stack for") or #blocks == 0 then blocks[#blocks + 1] = {} end
+    table.insert(blocks[#blocks], line)
+  end
+  table.sort(blocks, function(a, b) return a[1] < b[1] end)
+  local out = {}
+  for _, b in ipairs(blocks) do table.move(b, 1, #b, #out + 1, out) end
+  return out
 end
 
 local function sorted(list, i, j)
@@ -322,6 +339,37 @@ describe("examples", function()
     local r = run("generator_subgen")
     assert_ok(r)
     assert.are.same({"nil", "2", "nil", "2"}, r.lines)
+  end)
+
+  it("debug_never_scheduled: a coroutine object never scheduled is reported, with where (debug)", function()
+    local r = run("debug_never_scheduled", {env = "ALOOP_DEBUG=1"})
+    assert.are.equal(0, r.status, r.err)
+    assert.are.same({"done"}, r.lines) -- "never scheduled" is never printed
+    assert.matches("^coroutine <coroutine object examples/debug_never_scheduled%.lua:6> was never awaited\n", r.err)
+    assert.matches("Coroutine created at:\nstack traceback:\n\texamples/debug_never_scheduled%.lua:11: in local 'main'", r.err)
+    local plain = run("debug_never_scheduled")
+    assert.matches("was never awaited\n$", plain.err) -- without debug mode: no traceback
+  end)
+
+  it("debug_pending_task: a task pending at close is reported with its stack and origin (debug)", function()
+    local r = run("debug_pending_task", {env = "ALOOP_DEBUG=1"})
+    assert.are.equal(0, r.status, r.err)
+    assert.are.same({"closed"}, r.lines)
+    assert.matches("^Task was destroyed but it is pending!\ntask: <Task pending name='Task%-1' created at examples/debug_pending_task%.lua:12>\n", r.err)
+    assert.matches("Stack for <Task pending .*> %(most recent call last%):\n  examples/debug_pending_task%.lua:7: in function", r.err)
+    assert.matches("Object created at:\nstack traceback:\n\texamples/debug_pending_task%.lua:12: in main chunk", r.err)
+  end)
+
+  it("debug_stack_printer: tasks say where they were created and a slow step is logged", function()
+    local r = run("debug_stack_printer")
+    assert.are.equal(0, r.status, r.err)
+    assert.are.same({
+      "Stack for <Task pending name='Task-1' created at examples/debug_stack_printer.lua:20> (most recent call last):",
+      "  examples/debug_stack_printer.lua:7: in function <examples/debug_stack_printer.lua:6>",
+      "Stack for <Task pending name='Task-2' created at examples/debug_stack_printer.lua:21> (most recent call last):",
+      "  examples/debug_stack_printer.lua:12: in function <examples/debug_stack_printer.lua:10>",
+    }, sorted_stacks(r.lines))
+    assert.matches("^Executing a step of <Task finished name='Task%-2' created at examples/debug_stack_printer%.lua:21> took 0%.1%d%d seconds\n$", r.err)
   end)
 
   it("every example has a test above", function()

@@ -45,6 +45,25 @@ int al_debug_push_creation(lua_State *L, int idx) {
   return 1;
 }
 
+/* Pushes "file:line" of the first frame of user code (not C, not aloop's own lua/aloop/ files)
+   where the object at idx was created, or returns 0. */
+int al_debug_push_creation_site(lua_State *L, int idx) {
+  if (!al_debug_push_creation(L, idx)) return 0;
+  const char *tb = lua_tostring(L, -1);
+  const char *p = tb ? strstr(tb, "\n\t") : NULL;
+  for (; p; p = strstr(p + 1, "\n\t")) {
+    const char *start = p + 2, *end = strstr(start, ": in ");
+    if (!end) break;
+    if (strncmp(start, "[C]", 3) != 0 && strncmp(start, "lua/aloop/", 10) != 0) {
+      lua_pushlstring(L, start, (size_t)(end - start));
+      lua_remove(L, -2);
+      return 1;
+    }
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* Loop methods that are not thread-safe raise when called from another OS thread. */
 void al_debug_check_thread(lua_State *L, al_Loop *loop) {
   if (loop->debug && loop->running && !pthread_equal(pthread_self(), loop->thread))

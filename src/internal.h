@@ -241,6 +241,7 @@ void al_log_open(lua_State *L);
 /* debug.c (debug mode) */
 void al_debug_note_creation(lua_State *L, al_Loop *loop, int idx); /* if debug: remember where */
 int al_debug_push_creation(lua_State *L, int idx); /* pushes that traceback or returns 0 */
+int al_debug_push_creation_site(lua_State *L, int idx); /* "file:line", or returns 0 */
 void al_debug_check_thread(lua_State *L, al_Loop *loop);
 void al_debug_open(lua_State *L);
 

@@ -587,7 +587,6 @@ static int task_get_stack(lua_State *L) {
 
 static int task_tostring(lua_State *L);
 
-/* print_stack([file]): "Stack for <Task ...> (most recent call last):" then one line a frame. */
 /* Pushes "Stack for <Task ...> (most recent call last):" and one line a frame. */
 static int stack_text(lua_State *L) {
   checktask(L, 1);
@@ -651,19 +650,24 @@ static int task_print_stack(lua_State *L) {
   return 0;
 }
 
+/* "<Task pending name='Task-1'>"; in debug mode also " created at file:line". */
 static int task_tostring(lua_State *L) {
   al_Task *t = checktask(L, 1);
   push_name(L, t, 1);
   const char *name = luaL_tolstring(L, -1, NULL);
+  if (al_debug_push_creation_site(L, 1)) lua_pushfstring(L, " created at %s", lua_tostring(L, -1));
+  else lua_pushliteral(L, "");
+  const char *site = lua_tostring(L, -1);
   if (t->fut.state == AL_PENDING)
-    lua_pushfstring(L, "<Task pending name='%s'>", name);
+    lua_pushfstring(L, "<Task pending name='%s'%s>", name, site);
   else if (t->fut.state == AL_CANCELLED)
-    lua_pushfstring(L, "<Task cancelled name='%s'>", name);
+    lua_pushfstring(L, "<Task cancelled name='%s'%s>", name, site);
   else if (t->fut.has_exc) {
     lua_getiuservalue(L, 1, AL_FUV_RESULT);
-    lua_pushfstring(L, "<Task finished name='%s' exception=%s>", name, luaL_tolstring(L, -1, NULL));
+    lua_pushfstring(L, "<Task finished name='%s'%s exception=%s>", name, site,
+                    luaL_tolstring(L, -1, NULL));
   } else {
-    lua_pushfstring(L, "<Task finished name='%s'>", name);
+    lua_pushfstring(L, "<Task finished name='%s'%s>", name, site);
   }
   return 1;
 }
