@@ -290,6 +290,19 @@ describe("the REPL", function()
   end)
 end)
 
+describe("the REPL on a terminal", function()
+  it("edits lines with history (libedit) and shows prompts", function()
+    -- (env -u LD_PRELOAD: under the ASan run, python3 itself must not get the sanitizer)
+    local out, code = H.sh("env -u LD_PRELOAD python3 " .. H.q(H.root .. "/spec/fixtures/pty_repl.py") .. " " .. H.q(H.bin))
+    assert.equal(0, code, out)
+    assert.matches("^aloop [%d.]+ %(Lua 5%.4", out)
+    assert.matches("> print%(1%+1%)\r\n2\r\n> x = 'second'\r\n", out)
+    -- the up arrow brought back "print(1+1)", which ran again
+    local after = out:match("x = 'second'\r\n(.*)$")
+    assert.matches("print%(1%+1%)[^\n]*\n2\r\n", after)
+  end)
+end)
+
 describe("SIGINT", function()
   it("while run_forever waits with nothing scheduled raises aio.KeyboardInterrupt so cleanup runs", function()
     local out, code = interrupted([[

@@ -18,6 +18,10 @@
 
 static const char *progname = "aloop";
 
+#ifdef ALOOP_HAVE_LIBEDIT
+int luaopen_aloop_lineedit(lua_State *L); /* lineedit.c */
+#endif
+
 static void usage(const char *badopt) {
   if (badopt) fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badopt);
   fprintf(stderr,
@@ -184,6 +188,10 @@ static int pmain(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_aloop);
   lua_setfield(L, -2, "aloop");
+#ifdef ALOOP_HAVE_LIBEDIT
+  lua_pushcfunction(L, luaopen_aloop_lineedit);
+  lua_setfield(L, -2, "aloop.lineedit");
+#endif
   lua_pop(L, 1);
   createargtable(L, argv, argc, o.script ? o.script : 0);
   if (o.version) {

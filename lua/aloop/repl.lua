@@ -1,7 +1,8 @@
 -- The `aloop` REPL: each chunk you type runs as a task on a loop that keeps running between
 -- lines, so suspending calls (`aio.sleep(1)`, `t:await()`) work at the prompt and tasks started
--- on earlier lines go on running while you type. stdin is read with raw reads when it is
--- readable, so piped input and tasks interleave exactly as typed input would.
+-- on earlier lines go on running while you type. stdin is watched with loop:add_reader: on a
+-- terminal, libedit edits the line and keeps history (module aloop.lineedit, when the
+-- interpreter was built with it); otherwise raw reads, so piped input works the same way.
 local aio = require "aloop"
 local core = require "aloop.core"
 
@@ -16,41 +17,78 @@ local function describe(err)
   return tostring(err)
 end
 
+-- A set of tasks (what aio.all_tasks() returns) is shown one task a line, with where each is;
+-- the REPL's own tasks (in `hide`) are left out.
+local function task_set(v, hide)
+  if type(v) ~= "table" or getmetatable(v) ~= nil or next(v) == nil then return nil end
+  local tasks = {}
+  for k, flag in pairs(v) do
+    if flag ~= true or not aio.isfuture(k) or not k.get_stack then return nil end
+    if not hide[k] then tasks[#tasks + 1] = k end
+  end
+  local lines = {}
+  for _, t in ipairs(tasks) do
+    local top = t:get_stack(1)[1]
+    lines[#lines + 1] = "  " .. tostring(t) .. (top and ("  at %s:%d"):format(top.source, top.line) or "")
+  end
+  table.sort(lines)
+  if #lines == 0 then return "{}" end
+  return "{\n" .. table.concat(lines, "\n") .. "\n}"
+end
+
+local function show(res, hide)
+  local out = {}
+  for i = 2, res.n do out[#out + 1] = task_set(res[i], hide) or tostring(res[i]) end
+  print(table.concat(out, "\t"))
+end
+
 return function()
   if rawget(_G, "aio") == nil then rawset(_G, "aio", aio) end -- handy at the prompt
   local loop = aio.get_event_loop()
   local tty = core._isatty(0)
-  local lines, head, tail, pending, eof = {}, 1, 0, "", false
+  local lineedit = tty and package.preload["aloop.lineedit"] and require("aloop.lineedit")
+  local lines, head, tail, eof = {}, 1, 0, false
   local wakeup
 
-  local function prompt(p)
-    if tty then
-      io.stdout:write(p)
-      io.stdout:flush()
-    end
-  end
-
-  local function on_readable()
-    local data = core._fd_read(0)
-    if data == nil then
+  local function push_line(line)
+    if line == nil then
       eof = true
-      loop:remove_reader(0)
-      if pending ~= "" then
-        tail = tail + 1
-        lines[tail], pending = pending, ""
-      end
     else
-      pending = pending .. data
-      for line, rest in pending:gmatch("([^\n]*)\n()") do
-        tail = tail + 1
-        lines[tail] = line
-        pending = pending:sub(rest)
-      end
+      tail = tail + 1
+      lines[tail] = line
     end
     if wakeup and not wakeup:done() then wakeup:set_result() end
   end
 
-  local function next_line()
+  -- Raw input: complete lines from whatever read() returns; the rest waits for more.
+  local pending = ""
+  local function on_readable()
+    local data = core._fd_read(0)
+    if data == nil then
+      loop:remove_reader(0)
+      if pending ~= "" then push_line(pending) end
+      pending = ""
+      return push_line(nil)
+    end
+    pending = pending .. data
+    local last = 1
+    for line, after in pending:gmatch("([^\n]*)\n()") do
+      push_line(line)
+      last = after
+    end
+    pending = pending:sub(last)
+  end
+
+  -- The next line, after showing `prompt` (on a terminal); nil at end of input.
+  local function next_line(prompt)
+    if lines[head] == nil and not eof then
+      if lineedit then
+        lineedit.prompt(prompt, push_line)
+      elseif tty then
+        io.stdout:write(prompt)
+        io.stdout:flush()
+      end
+    end
     while lines[head] == nil do
       if eof then return nil end
       wakeup = loop:create_future()
@@ -65,15 +103,12 @@ return function()
   local current -- the task running the chunk being evaluated
   local runner = loop:create_task(function()
     local chunk = ""
-    prompt("> ")
     while true do
-      local line = next_line()
+      local line = next_line(chunk == "" and "> " or ">> ")
       if line == nil then break end
       chunk = chunk .. line .. "\n"
       local fn, err = compile(chunk)
-      if not fn and err:match("<eof>$") then
-        prompt(">> ")
-      else
+      if fn or not err:match("<eof>$") then -- complete (or wrong): run it or say why
         chunk = ""
         if not fn then
           io.stderr:write(err, "\n")
@@ -87,27 +122,28 @@ return function()
             return table.unpack(res, 2, res.n)
           end)
           local res = table.pack(pcall(aio.await, current))
+          local line_task = current
           current = nil
           if not res[1] then
             io.stderr:write(describe(res[2]), "\n")
           elseif res.n > 1 then
-            print(table.unpack(res, 2, res.n))
+            show(res, { [line_task] = true, [aio.current_task()] = true })
           end
         end
         io.stderr:flush()
         io.stdout:flush()
-        prompt("> ")
       end
     end
     if tty then io.stdout:write("\n") end
   end)
 
-  loop:add_reader(0, on_readable)
+  loop:add_reader(0, lineedit and lineedit.feed or on_readable)
   while not runner:done() do
     local ok, err = pcall(loop.run_until_complete, loop, runner)
     if not ok then
       if not aio.iserror(err, aio.KeyboardInterrupt) then
         loop:remove_reader(0)
+        if lineedit then lineedit.stop() end
         error(err, 0)
       end
       io.stderr:write("KeyboardInterrupt\n")
@@ -115,4 +151,5 @@ return function()
     end
   end
   loop:remove_reader(0)
+  if lineedit then lineedit.stop() end
 end
