@@ -133,6 +133,7 @@ typedef struct al_HeapEntry {
 typedef struct al_TsCall {
   struct al_TsCall *next;
   aloop_cfn fn;
+  void (*drop)(void *ud); /* or NULL: called instead of fn when the loop closes first */
   void *ud;
 } al_TsCall;
 
@@ -190,6 +191,8 @@ void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(
 int al_msgh(lua_State *L);
 void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
 void al_loop_open(lua_State *L);
+al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const char *bname);
+void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STEP_* */
 
 /* io.c */
 void al_io_open(lua_State *L);
@@ -249,6 +252,10 @@ void al_debug_open(lua_State *L);
 void al_ts_init(al_Loop *loop);
 void al_ts_drain(lua_State *L, al_Loop *loop);
 void al_ts_close(al_Loop *loop);
+int al_call_threadsafe(al_Loop *loop, aloop_cfn fn, void (*drop)(void *), void *ud);
+
+/* embed.c */
+int al_l_loop_pending(lua_State *L); /* core._loop_pending(loop): see aloop.busted */
 void al_sigint_install(al_Loop *loop);
 void al_sigint_restore(al_Loop *loop);
 

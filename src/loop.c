@@ -1,6 +1,6 @@
 /*
 ** The event loop: one libev loop, a FIFO ready queue of handles and task steps, a timer heap
-** (handle.c) and the iteration that ties them together (loop_run_once, asyncio's _run_once).
+** (handle.c) and the iteration that ties them together (al_loop_run_once, asyncio's _run_once).
 ** Also the exception handler and the loop's Lua methods. Every call into Lua is protected:
 ** nothing longjmps through ev_run.
 */
@@ -365,13 +365,19 @@ static void report_callback_error(lua_State *L, al_Loop *loop) {
 ** One iteration, as asyncio's _run_once: poll I/O (without blocking when callbacks are ready,
 ** otherwise until the earliest timer), move due timers to the ready queue, then run exactly the
 ** entries that were ready at that point; what they schedule runs in the next iteration.
+** `mode` (aloop.h): ALOOP_STEP_WAIT blocks as described, ALOOP_STEP_NOWAIT never blocks, and
+** ALOOP_STEP_NOPOLL does not poll at all (a host's own ev_run polls a shared libev loop).
 */
-static void loop_run_once(lua_State *L, al_Loop *loop) {
+void al_loop_run_once(lua_State *L, al_Loop *loop, int mode) {
   double next = loop->heap_n > 0 ? al_timer_next(L, loop) : -1;
-  if (ready_count(loop) > 0 || loop->stopping) {
+  if (mode == ALOOP_STEP_NOPOLL) {
+    /* the host polled */
+  } else if (ready_count(loop) > 0 || loop->stopping || mode == ALOOP_STEP_NOWAIT) {
     /* Callbacks are waiting: poll without blocking. With no fd watchers there is nothing to
-       poll but the wake-up watcher, so skip the syscall unless a wake-up is pending. */
-    if (loop->nwatchers > 0 || ev_async_pending(&loop->async)) ev_run(loop->ev, EVRUN_NOWAIT);
+       poll but the wake-up watcher, so skip the syscall unless a wake-up is pending (a host's
+       libev loop is always polled: its own watchers are there). */
+    if (loop->nwatchers > 0 || !loop->own_ev || ev_async_pending(&loop->async))
+      ev_run(loop->ev, EVRUN_NOWAIT);
   } else if (next >= 0) {
     double delay = next - al_now();
     if (delay <= 0) {
@@ -419,7 +425,7 @@ static int loop_run_forever(lua_State *L) {
   al_sigint_install(loop);
   lua_settop(L, 1);
   while (!loop->interrupted) {
-    loop_run_once(L, loop);
+    al_loop_run_once(L, loop, ALOOP_STEP_WAIT);
     if (loop->stopping) break;
   }
   al_sigint_restore(loop);
@@ -720,6 +726,15 @@ static int l_new_event_loop(lua_State *L) {
     if (!(ev_supported_backends() & flags))
       return luaL_error(L, "aloop: backend '%s' is not supported on this system", bname);
   }
+  al_loop_new(L, NULL, flags, bname);
+  return 1;
+}
+
+/*
+** Pushes a new loop userdata around `ev`, or around a new libev loop made with `flags` when ev
+** is NULL (bname names the backend in errors). A given ev loop is never destroyed by aloop.
+*/
+al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const char *bname) {
   al_Loop *loop = lua_newuserdatauv(L, sizeof *loop, 1);
   memset(loop, 0, sizeof *loop);
   loop->magic = AL_LOOP_MAGIC;
@@ -730,9 +745,12 @@ static int l_new_event_loop(lua_State *L) {
   al_setmt(L, al_state(L), AL_MT_LOOP);
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
-  loop->ev = ev_loop_new(flags | EVFLAG_NOSIGMASK);
-  if (!loop->ev) return luaL_error(L, "aloop: cannot create a libev loop (backend %s)", bname);
-  loop->own_ev = 1;
+  loop->ev = ev ? ev : ev_loop_new(flags | EVFLAG_NOSIGMASK);
+  if (!loop->ev) {
+    luaL_error(L, "aloop: cannot create a libev loop (backend %s)", bname ? bname : "default");
+    return NULL;
+  }
+  loop->own_ev = ev == NULL;
   loop->st = al_state(L);
   loop->slow_callback_duration = 0.1;
   const char *dbg = getenv("ALOOP_DEBUG");
@@ -750,7 +768,7 @@ static int l_new_event_loop(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_rawsetp(L, -2, loop);
   lua_pop(L, 1);
-  return 1;
+  return loop;
 }
 
 static int l_get_running_loop(lua_State *L) {
@@ -823,6 +841,7 @@ static const luaL_Reg module_funcs[] = {
     {"set_event_loop", l_set_event_loop},
     {"get_running_loop", l_get_running_loop},
     {"_running_loop", l_running_loop_or_nil},
+    {"_loop_pending", al_l_loop_pending},
     {NULL, NULL},
 };
 

@@ -29,11 +29,13 @@ void al_ts_init(al_Loop *loop) {
   ev_async_start(loop->ev, &loop->async);
 }
 
-int aloop_call_threadsafe(aloop_loop *loop, aloop_cfn fn, void *ud) {
+/* aloop_call_threadsafe, plus `drop(ud)` for a call that the loop's close discards unrun. */
+int al_call_threadsafe(al_Loop *loop, aloop_cfn fn, void (*drop)(void *), void *ud) {
   al_TsCall *c = malloc(sizeof *c);
   if (!c) return -1;
   c->next = NULL;
   c->fn = fn;
+  c->drop = drop;
   c->ud = ud;
   pthread_mutex_lock(&loop->ts_mu);
   if (loop->ts_closed) {
@@ -47,6 +49,10 @@ int aloop_call_threadsafe(aloop_loop *loop, aloop_cfn fn, void *ud) {
   ev_async_send(loop->ev, &loop->async);
   pthread_mutex_unlock(&loop->ts_mu);
   return 0;
+}
+
+int aloop_call_threadsafe(aloop_loop *loop, aloop_cfn fn, void *ud) {
+  return al_call_threadsafe(loop, fn, NULL, ud);
 }
 
 /* Protected trampoline: runs one posted C function on the loop thread. */
@@ -92,7 +98,7 @@ void al_ts_drain(lua_State *L, al_Loop *loop) {
   }
 }
 
-/* No more posts: later ones fail with -1; pending ones are dropped. */
+/* No more posts: later ones fail with -1; pending ones are dropped (their drop hook runs). */
 void al_ts_close(al_Loop *loop) {
   pthread_mutex_lock(&loop->ts_mu);
   loop->ts_closed = 1;
@@ -101,6 +107,7 @@ void al_ts_close(al_Loop *loop) {
   pthread_mutex_unlock(&loop->ts_mu);
   while (c) {
     al_TsCall *next = c->next;
+    if (c->drop) c->drop(c->ud);
     free(c);
     c = next;
   }
