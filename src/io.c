@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "net.h"
 
 static const char key_watchers = 0; /* per-loop table: fd*2+dir -> watcher userdata */
 
@@ -127,6 +128,7 @@ static int loop_remove_writer(lua_State *L) { return remove_watcher(L, 1); }
 
 /* Stops every fd watcher of the loop (close). */
 void al_io_close(lua_State *L, al_Loop *loop, int loopidx) {
+  al_net_close(L, loop, loopidx); /* transports and listeners first */
   push_watchers(L, loopidx);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -188,4 +190,5 @@ void al_io_open(lua_State *L) {
   lua_setfield(L, -4, "_fd_read");
   lua_pushcfunction(L, l_isatty);
   lua_setfield(L, -4, "_isatty");
+  al_net_open(L);
 }

@@ -169,5 +169,6 @@ aio._default_loop = default_loop
 require("aloop.tasks")(aio, core)
 require("aloop.timeouts")(aio, core)
 require("aloop.taskgroup")(aio, core)
+require("aloop.net")(aio, core)
 
 return aio
