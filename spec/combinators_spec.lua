@@ -4,17 +4,8 @@
 local aio = require "aloop"
 local H = require "spec.helper"
 
--- H.async, plus: nothing was reported to the exception handler (no error went unretrieved).
-local function async(fn)
-  return function()
-    H.run(fn)
-    local msgs = {}
-    for _, ctx in ipairs(H.reported) do
-      msgs[#msgs + 1] = tostring(ctx.message) .. ": " .. tostring(ctx.exception)
-    end
-    assert.same({}, msgs)
-  end
-end
+-- A body as a task (aloop.busted): fails on errors, leftovers and unretrieved errors.
+local async = H.async
 
 local function is_cancelled_error(err) return aio.iserror(err, aio.CancelledError) end
 local function is_timeout_error(err) return aio.iserror(err, aio.TimeoutError) end

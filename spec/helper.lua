@@ -1,7 +1,6 @@
--- Shared spec helpers: run a body as a task on a fresh loop with a timeout (failing with the
--- task's own error and traceback), and run the built `aloop` binary as a child process.
+-- Shared spec helpers: run a body as a task on a fresh loop with a timeout (aloop.busted),
+-- and run the built `aloop` binary as a child process.
 -- Use: local H = require "spec.helper"
-local aio = require "aloop"
 
 local H = {}
 
@@ -9,36 +8,20 @@ H.root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helper%.lua$") or ".")
 H.bin = os.getenv("ALOOP_BIN") or (H.root .. "/build/aloop")
 H.build = os.getenv("ALOOP_BUILD") or (H.root .. "/build")
 
--- H.run(fn, ...): new loop, fn(...) as a task, at most `H.timeout` seconds; returns fn's results.
--- Fails if the body fails, times out, or leaves tasks behind; always closes the loop.
-H.timeout = 10
+-- H.run(fn, ...): fn(loop, ...) as a task on a fresh loop (aloop.busted's run) with a timeout;
+-- returns fn's results. Fails if the body fails, times out or leaves tasks behind; always closes
+-- the loop. Lenient about reports (kept in H.reported) and leftover timers: see H.async.
+local ab = require "aloop.busted"
 function H.run(fn, ...)
-  local loop = aio.new_event_loop()
-  aio.set_event_loop(loop)
-  local errors = {}
-  loop:set_exception_handler(function(_, ctx) errors[#errors + 1] = ctx end)
-  local main = loop:create_task(fn, ...)
-  local th = loop:call_later(H.timeout, function() main:cancel("spec timeout") end)
-  local res = table.pack(pcall(loop.run_until_complete, loop, main))
-  th:cancel()
-  local left = {}
-  for t in pairs(aio.all_tasks(loop)) do left[#left + 1] = tostring(t); t:cancel() end
-  if #left > 0 then pcall(loop.run_until_complete, loop, aio.sleep, 0) end
-  aio.set_event_loop(nil)
-  loop:close()
-  if not res[1] then
-    local err = res[2]
-    local msg = tostring(err)
-    if type(err) == "table" and err.traceback then msg = msg .. "\n" .. err.traceback end
-    error(msg, 0)
-  end
-  if #left > 0 then error("spec left tasks running: " .. table.concat(left, ", "), 0) end
-  H.reported = errors
-  return table.unpack(res, 2, res.n)
+  local res = table.pack(ab.run(fn, { allow_reports = true, allow_pending = true }, ...))
+  H.reported = ab.reports
+  return table.unpack(res, 1, res.n)
 end
 
--- H.async(fn): for it("...", H.async(function() ... end))
-function H.async(fn) return function() return H.run(fn) end end
+-- H.async(fn [, opts]): for it("...", H.async(function(loop) ... end)): aloop.busted's async,
+-- which also fails when the body leaves timers or watchers scheduled or an error went
+-- unretrieved (opts.allow_reports, opts.allow_pending, opts.timeout relax it).
+H.async = ab.async
 
 -- H.sh(cmd): runs a shell command, returns its output (stdout+stderr) and exit code.
 function H.sh(cmd)

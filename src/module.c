@@ -66,3 +66,18 @@ int luaopen_aloop(lua_State *L) {
   lua_call(L, 1, 1);
   return 1;
 }
+
+/*
+** `require "aloop.busted"` from a stock lua5.4 that has not required "aloop" yet: no preload
+** exists then, and Lua's all-in-one C searcher looks for luaopen_aloop_busted in aloop.so (found
+** on package.cpath). Opens aloop (which registers the preloads) and runs the helper's source.
+*/
+int luaopen_aloop_busted(lua_State *L) {
+  luaL_requiref(L, "aloop", luaopen_aloop, 0);
+  lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_getfield(L, -1, "aloop.busted");
+  lua_pushliteral(L, "aloop.busted");
+  lua_call(L, 1, 1);
+  return 1;
+}
