@@ -170,5 +170,6 @@ require("aloop.tasks")(aio, core)
 require("aloop.timeouts")(aio, core)
 require("aloop.taskgroup")(aio, core)
 require("aloop.net")(aio, core)
+require("aloop.streams")(aio, core)
 
 return aio

@@ -1,0 +1,135 @@
+-- Streams (API.md §6) over stream-mode transports: the reader's buffer lives in C
+-- (transport.c); these methods consume it and, when it has not enough, wait on the future the
+-- C read callback completes. aio.open_connection, aio.start_server (a task per client).
+return function(aio, core)
+  local await = core.await_future
+  local running_loop = core._running_loop
+  local DEFAULT_LIMIT = 65536
+
+  local StreamReader = { __name = "aloop.StreamReader" }
+  StreamReader.__index = StreamReader
+  local StreamWriter = { __name = "aloop.StreamWriter" }
+  StreamWriter.__index = StreamWriter
+  aio.StreamReader, aio.StreamWriter = StreamReader, StreamWriter
+
+  local function loop_of(fn)
+    local loop = running_loop()
+    if not loop then error("aloop." .. fn .. ": not inside a task; use aio.run(main)", 3) end
+    return loop
+  end
+
+  -- Calls tr:m(...) until it returns data, waiting for more bytes in between.
+  local function fill(tr, m, ...)
+    while true do
+      local v = m(tr, ...)
+      if v ~= nil then return v end
+      local f = tr:_wait_read()
+      if f then await(f) end
+    end
+  end
+
+  local tr_read, tr_readexactly, tr_readuntil
+
+  function StreamReader:read(n)
+    n = n or -1
+    local tr = self._tr
+    if n >= 0 then return fill(tr, tr_read, n) end
+    local parts = {}
+    while true do
+      local d = fill(tr, tr_read, self._limit)
+      if d == "" then return table.concat(parts) end
+      parts[#parts + 1] = d
+    end
+  end
+
+  function StreamReader:readline() return fill(self._tr, tr_readuntil, "\n", true) end
+  function StreamReader:readuntil(sep) return fill(self._tr, tr_readuntil, sep or "\n", false) end
+  function StreamReader:readexactly(n) return fill(self._tr, tr_readexactly, n) end
+  function StreamReader:at_eof() return self._tr:_at_eof() end
+  function StreamReader:exception() return self._tr:_exception() end
+
+  -- for line in reader:lines() do ... end
+  function StreamReader:lines()
+    return function()
+      local line = self:readline()
+      if line ~= "" then return line end
+    end
+  end
+
+  function StreamWriter:write(data) self.transport:write(data) end
+  function StreamWriter:writelines(list) self.transport:writelines(list) end
+  function StreamWriter:write_eof() self.transport:write_eof() end
+  function StreamWriter:can_write_eof() return self.transport:can_write_eof() end
+  function StreamWriter:close() self.transport:close() end
+  function StreamWriter:is_closing() return self.transport:is_closing() end
+  function StreamWriter:get_extra_info(name, default)
+    return self.transport:get_extra_info(name, default)
+  end
+
+  -- drain(): waits while the write buffer is over the high-water mark; raises once the
+  -- connection is lost. Several tasks may drain at once: they share one future.
+  function StreamWriter:drain()
+    local f = self.transport:_drain()
+    if f then await(f) end
+  end
+
+  function StreamWriter:wait_closed()
+    local f = self.transport:_wait_closed()
+    if f then await(f) end
+  end
+
+  -- local w <close> = writer: closes, and inside a task waits until the fd is closed.
+  function StreamWriter:__close()
+    self.transport:close()
+    if core.current_task() then self:wait_closed() end
+  end
+
+  local function streams(tr, limit)
+    tr_read, tr_readexactly, tr_readuntil = tr._read, tr._readexactly, tr._readuntil
+    return setmetatable({ _tr = tr, _limit = limit }, StreamReader),
+      setmetatable({ transport = tr }, StreamWriter)
+  end
+
+  local function stream_protocol(limit, on_made)
+    return {
+      connection_made = function(_, tr)
+        tr:_set_stream(limit)
+        if on_made then on_made(tr) end
+      end,
+    }
+  end
+
+  -- open_connection(host, port, {limit=, ...}) -> reader, writer
+  function aio.open_connection(host, port, opts)
+    local loop = loop_of("open_connection")
+    local limit = opts and opts.limit or DEFAULT_LIMIT
+    local tr = loop:create_connection(function() return stream_protocol(limit) end, host, port, opts)
+    return streams(tr, limit)
+  end
+
+  -- A protocol factory running cb(reader, writer) as a task per connection; an error in a
+  -- client task is reported and aborts only that connection.
+  local function client_factory(loop, cb, limit)
+    local function on_made(tr)
+      local task = loop:create_task(cb, streams(tr, limit))
+      task:add_done_callback(function(t)
+        if t:cancelled() then return end
+        local err = t:exception()
+        if err ~= nil then
+          loop:call_exception_handler { message = "Unhandled exception in client_connected_cb",
+            exception = err, transport = tr, task = t }
+          tr:abort()
+        end
+      end)
+    end
+    return function() return stream_protocol(limit, on_made) end
+  end
+  aio._client_factory = client_factory
+
+  -- start_server(cb, host, port, opts) -> Server; cb(reader, writer) runs as a task per client.
+  function aio.start_server(cb, host, port, opts)
+    local loop = loop_of("start_server")
+    local limit = opts and opts.limit or DEFAULT_LIMIT
+    return loop:create_server(client_factory(loop, cb, limit), host, port, opts)
+  end
+end
