@@ -374,6 +374,175 @@ describe("examples", function()
     assert.is_true(tonumber(took) >= 0.15, took) -- the step busy-waits 0.15 s of CPU time
   end)
 
+  -- Networking examples. A server example runs in the background (port 0 and a client count,
+  -- so it prints its port and stops by itself) while the client runs in the foreground.
+  local function start_bg(cmd)
+    local s = { out = os.tmpname(), err = os.tmpname(), st = os.tmpname(), pid = os.tmpname() }
+    os.execute(("cd %s && (sh -c 'echo $$ >%s; exec timeout -k 5 60 %s' >%s 2>%s; echo $? >%s) " ..
+      ">/dev/null 2>&1 &"):format(q(ROOT), q(s.pid), cmd, q(s.out), q(s.err), q(s.st)))
+    for _ = 1, 400 do -- its first line names the port (20 s at most)
+      local first = (read_file(s.out) or ""):match("^[^\n]*\n")
+      if first then
+        s.port = tonumber(first:match(":(%d+)%s*$") or first:match("port (%d+)"))
+        return s
+      end
+      os.execute("sleep 0.05")
+    end
+    error("background server printed nothing: " .. (read_file(s.err) or ""))
+  end
+
+  local function server_run(name, ...)
+    local args = {}
+    for i, a in ipairs({ ... }) do args[i] = q(a) end
+    return start_bg(("%s %s %s"):format(q(BIN), q("examples/" .. name .. ".lua"), table.concat(args, " ")))
+  end
+
+  -- Waits for a background server to exit by itself; its {out, err, lines, status}.
+  local function finish(s)
+    for _ = 1, 800 do
+      local st = read_file(s.st)
+      if st and st:match("%d") then
+        local r = { out = read_file(s.out), err = read_file(s.err), status = tonumber(st) }
+        r.lines = split_lines(r.out)
+        for _, f in ipairs({ s.out, s.err, s.st, s.pid }) do os.remove(f) end
+        return r
+      end
+      os.execute("sleep 0.05")
+    end
+    error("background server did not stop")
+  end
+
+  -- Runs a python3 snippet (args after it) and returns its stdout.
+  local function python(src, ...)
+    local args = {}
+    for i, a in ipairs({ ... }) do args[i] = q(a) end
+    -- (exec, and no LD_PRELOAD: under ASan neither the shell nor python3 may add leak reports)
+    local p = io.popen(("exec env -u LD_PRELOAD timeout 30 python3 -c %s %s 2>&1"):format(
+      q(src), table.concat(args, " ")))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("tcp_echo_server_protocol + tcp_echo_client_protocol (protocols)", function()
+    local s = server_run("tcp_echo_server_protocol", 0, 1)
+    local c = run("tcp_echo_client_protocol", s.port)
+    assert_ok(c)
+    assert.are.same({ "Data sent: 'Hello World!'", "Data received: 'Hello World!'",
+      "The server closed the connection", "Stop the event loop" }, c.lines)
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.equal("Serving on 127.0.0.1:" .. s.port, r.lines[1])
+    assert.matches("^Connection from 127%.0%.0%.1:%d+$", r.lines[2])
+    assert.are.same({ "Data received: 'Hello World!'", "Send: 'Hello World!'",
+      "Close the client socket" }, { table.unpack(r.lines, 3) })
+  end)
+
+  it("tcp_echo_server_streams + tcp_echo_client_streams (streams)", function()
+    local s = server_run("tcp_echo_server_streams", 0, 1)
+    local c = run("tcp_echo_client_streams", s.port)
+    assert_ok(c)
+    assert.are.same({ "Send: 'Hello World!'", "Received: 'Hello World!'", "Close the socket" }, c.lines)
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.equal(4, #r.lines)
+    assert.matches("^Received 'Hello World!' from 127%.0%.0%.1:%d+$", r.lines[2])
+    assert.are.same({ "Send: 'Hello World!'", "Close the client socket" }, { r.lines[3], r.lines[4] })
+  end)
+
+  it("simple_connections server/client: lines in order, times from the server's start", function()
+    local s = server_run("simple_connections", "server", 0, 2)
+    local c1 = run("simple_connections", "client", s.port, 3, 0.1)
+    local c2 = run("simple_connections", "client", s.port, 2, 0.1)
+    assert_ok(c1)
+    assert_ok(c2)
+    local r = finish(s)
+    assert_ok(r)
+    local function strip(lines) -- drop the times and the client's port
+      local t = {}
+      for i, l in ipairs(lines) do t[i] = l:gsub("^%d+%.%d ", ""):gsub("127%.0%.0%.1:%d+", "C") end
+      return t
+    end
+    assert.are.same({ "Got line: client: C, 0", "Got line: client: C, 1", "Got line: client: C, 2" }, strip(c1.lines))
+    assert.are.same({ "Got line: client: C, 0", "Got line: client: C, 1" }, strip(c2.lines))
+    assert.are.same({ "Client connected C", "Started sending to C", "client: C, 0", "client: C, 1",
+      "client: C, 2", "Finished sending to C", "Client connected C", "Started sending to C",
+      "client: C, 0", "client: C, 1", "Finished sending to C" }, strip({ table.unpack(r.lines, 2) }))
+    local t1, t3 = tonumber(c1.lines[1]:match("^[%d.]+")), tonumber(c1.lines[3]:match("^[%d.]+"))
+    assert.is_true(t3 - t1 >= 0.2 - 0.1, "the client pauses between lines")
+  end)
+
+  it("echo_server_protocol (003) echoes to a python3 client and reports the close", function()
+    local s = server_run("echo_server_protocol", 0, 1)
+    local out = python([[
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"hello aloop\n")
+got = b""
+while len(got) < 12:
+    got += s.recv(100)
+print(got.decode(), end="")
+s.close()
+]], s.port)
+    assert.are.equal("hello aloop\n", out)
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.same({ "Server started on port " .. s.port, "Client connected",
+      [[Received data: 'hello aloop\n']], "Connection closed\tnil" }, r.lines)
+  end)
+
+  it("echo_server_tasks (003): a task per client, done callbacks keep the client table", function()
+    local s = server_run("echo_server_tasks", 0, 2)
+    local src = [[
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"one\ntwo\n")
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(100)
+    if not d: break
+    got += d
+print(got.decode(), end="")
+]]
+    assert.are.equal("one\ntwo\n", python(src, s.port))
+    assert.are.equal("one\ntwo\n", python(src, s.port))
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.same({ "Serving on 127.0.0.1:" .. s.port, "client connected, clients: 1",
+      "client done, clients: 0", "client connected, clients: 1", "client done, clients: 0" }, r.lines)
+  end)
+
+  it("http_reply_protocol (004) answers a python3 HTTP client", function()
+    local s = server_run("http_reply_protocol", 0, 1)
+    local out = python([[
+import sys, urllib.request
+with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as r:
+    print(r.status, r.headers["Content-Type"], r.read().decode())
+]], s.port)
+    assert.are.equal("200 text/html Hello xxx\n", out)
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.same({ "Serving on 127.0.0.1:" .. s.port, "connection lost\tnil" }, r.lines)
+  end)
+
+  it("http_headers: HEAD against a local python3 http.server", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir " .. q(dir))
+    local s = start_bg("env -u LD_PRELOAD python3 -u -m http.server 0 --bind 127.0.0.1 --directory " .. q(dir))
+    local c = run("http_headers", "http://127.0.0.1:" .. s.port .. "/")
+    os.execute("kill " .. read_file(s.pid):match("%d+"))
+    finish(s)
+    os.execute("rmdir " .. q(dir))
+    assert_ok(c)
+    assert.are.equal("HTTP header> HTTP/1.0 200 OK", c.lines[1])
+    local names = {}
+    for _, l in ipairs(c.lines) do names[#names + 1] = l:match("^HTTP header> ([%w-]+):") end
+    table.sort(names)
+    assert.are.same({ "Content-Length", "Content-type", "Date", "Server" }, names)
+  end)
+
   it("every example has a test above", function()
     local tested = {}                             -- the names passed to run() in this file
     for name in read_file(ROOT .. "/spec/examples_spec.lua"):gmatch('run%("([%w_]+)"') do
