@@ -1,5 +1,5 @@
 -- Helpers shared by the networking specs: it_fds(name, fn) runs fn as a task (spec.helper's
--- H.run) and checks that the process has exactly as many sockets and pipes open afterwards
+-- H.run) and checks that the process has exactly as many sockets open afterwards
 -- as before. (Counting every fd is noisy: unrelated pipes come and go in the test process.)
 local H = require "spec.helper"
 

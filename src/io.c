@@ -19,7 +19,7 @@ typedef struct al_Watcher {
 } al_Watcher;
 
 /* Accepts an integer, a Lua file handle (io.stdin) or an object with :fileno(). */
-static int checkfd(lua_State *L, int idx) {
+int al_checkfd(lua_State *L, int idx) {
   if (lua_isinteger(L, idx)) {
     lua_Integer fd = lua_tointeger(L, idx);
     if (fd < 0 || fd > 0x7fffffff) luaL_argerror(L, idx, "invalid file descriptor");
@@ -90,7 +90,7 @@ static int stop_watcher(lua_State *L, al_Loop *loop, int loopidx, int fd, int di
 
 static int remove_watcher(lua_State *L, int dir) {
   al_Loop *loop = al_checkloop(L, 1);
-  int fd = checkfd(L, 2);
+  int fd = al_checkfd(L, 2);
   lua_pushboolean(L, !loop->closed && stop_watcher(L, loop, 1, fd, dir));
   return 1;
 }
@@ -99,7 +99,7 @@ static int remove_watcher(lua_State *L, int dir) {
 static int add_watcher(lua_State *L, int dir) {
   al_Loop *loop = al_checkloop(L, 1);
   if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
-  int fd = checkfd(L, 2);
+  int fd = al_checkfd(L, 2);
   luaL_checkany(L, 3);
   int nargs = lua_gettop(L) - 3;
   stop_watcher(L, loop, 1, fd, dir);
@@ -150,7 +150,7 @@ void al_io_close(lua_State *L, al_Loop *loop, int loopidx) {
 ** Raw, unbuffered: for the REPL's stdin until the streams of the networking layer exist.
 */
 static int l_fd_read(lua_State *L) {
-  int fd = checkfd(L, 1);
+  int fd = al_checkfd(L, 1);
   lua_Integer max = luaL_optinteger(L, 2, 65536);
   luaL_argcheck(L, max > 0 && max <= (1 << 24), 2, "size out of range");
   luaL_Buffer b;
@@ -170,7 +170,7 @@ static int l_fd_read(lua_State *L) {
 
 /* core._isatty(fd) */
 static int l_isatty(lua_State *L) {
-  lua_pushboolean(L, isatty(checkfd(L, 1)));
+  lua_pushboolean(L, isatty(al_checkfd(L, 1)));
   return 1;
 }
 

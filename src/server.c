@@ -117,7 +117,7 @@ static int accept_ready(lua_State *L) {
       report(L, ls->loop, "Error in the protocol factory of a server", -1, lidx);
       al_socket_close(lua_touserdata(L, sidx));
     } else {
-      al_transport_create(L, ls->loop, loopidx, sidx, -1);
+      al_transport_create(L, ls->loop, loopidx, sidx, -1, AL_TR_SOCK);
     }
     lua_settop(L, base);
   }

@@ -75,7 +75,7 @@ static int addr_tostring(lua_State *L) {
 }
 
 /* Pushes {host, port} (inet) or the path (unix; "" when unnamed). */
-static void push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len) {
+void al_push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len) {
   char host[INET6_ADDRSTRLEN];
   if (sa->sa_family == AF_UNIX) {
     const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
@@ -113,7 +113,7 @@ int al_socket_push_name(lua_State *L, int fd, int peer) {
     lua_pushnil(L);
     return errno;
   }
-  push_sockaddr(L, (struct sockaddr *)&ss, len);
+  al_push_sockaddr(L, (struct sockaddr *)&ss, len);
   return 0;
 }
 
@@ -121,7 +121,7 @@ int al_socket_push_name(lua_State *L, int fd, int peer) {
 ** The address at idx as a sockaddr for `family`: a path string (AF_UNIX) or {host, port} with a
 ** literal host ("localhost" is 127.0.0.1 or ::1). Raises OSError for a bad address.
 */
-static socklen_t check_sockaddr(lua_State *L, int idx, int family, struct sockaddr_storage *ss) {
+socklen_t al_check_sockaddr(lua_State *L, int idx, int family, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof *ss);
   if (family == AF_UNIX) {
     size_t n;
@@ -175,58 +175,85 @@ static int family_of(lua_State *L, int idx, int def) {
 }
 
 /*
-** core._getaddrinfo(host, port, family, type, passive): a list of {family, type, addr}.
-** Literal addresses and "localhost" are resolved here without any lookup; other names go to
-** getaddrinfo(3). Raises OSError (with .gai_error) when the name does not resolve.
+** getaddrinfo arguments at first..first+4 (host, port, family, type, passive) as hints, a host
+** (NULL: any) and a port string. Returns 1 when no lookup is needed: no host, a literal
+** address, or "localhost" (127.0.0.1, or ::1 for inet6); 0 when a resolver must be asked.
 */
-static int l_getaddrinfo(lua_State *L) {
-  const char *host = luaL_optstring(L, 1, NULL);
-  char port[16];
-  snprintf(port, sizeof port, "%d", (int)luaL_optinteger(L, 2, 0));
-  int family = family_of(L, 3, AF_UNSPEC);
-  int type = (int)luaL_optinteger(L, 4, SOCK_STREAM);
-  struct addrinfo hints, *res = NULL;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = family;
-  hints.ai_socktype = type;
-  hints.ai_flags = AI_ADDRCONFIG | (lua_toboolean(L, 5) ? AI_PASSIVE : 0);
-  if (host && strcmp(host, "localhost") == 0) {
-    hints.ai_flags = AI_NUMERICHOST;
-    host = family == AF_INET6 ? "::1" : "127.0.0.1";
-  } else if (host && *host) {
-    hints.ai_flags |= AI_NUMERICHOST; /* literal first: no lookup at all */
-    struct in6_addr tmp;
-    if (inet_pton(AF_INET, host, &tmp) != 1 && inet_pton(AF_INET6, host, &tmp) != 1)
-      hints.ai_flags &= ~AI_NUMERICHOST;
+int al_gai_prepare(lua_State *L, int first, struct addrinfo *hints, const char **host,
+                   char port[16]) {
+  *host = luaL_optstring(L, first, NULL);
+  snprintf(port, 16, "%d", (int)luaL_optinteger(L, first + 1, 0));
+  int family = family_of(L, first + 2, AF_UNSPEC);
+  memset(hints, 0, sizeof *hints);
+  hints->ai_family = family;
+  hints->ai_socktype = (int)luaL_optinteger(L, first + 3, SOCK_STREAM);
+  hints->ai_flags = lua_toboolean(L, first + 4) ? AI_PASSIVE : 0;
+  if (*host && !**host) *host = NULL;
+  if (!*host) return 1;
+  if (strcmp(*host, "localhost") == 0) *host = family == AF_INET6 ? "::1" : "127.0.0.1";
+  struct in6_addr tmp;
+  if (inet_pton(AF_INET, *host, &tmp) == 1 || inet_pton(AF_INET6, *host, &tmp) == 1) {
+    hints->ai_flags |= AI_NUMERICHOST;
+    return 1;
   }
-  if (host && !*host) host = NULL;
-  int r = getaddrinfo(host, port, &hints, &res);
-  if (r == EAI_ADDRFAMILY || (r == EAI_NONAME && (hints.ai_flags & AI_ADDRCONFIG))) {
-    hints.ai_flags &= ~AI_ADDRCONFIG;
-    r = getaddrinfo(host, port, &hints, &res);
+  hints->ai_flags |= AI_ADDRCONFIG;
+  return 0;
+}
+
+/* getaddrinfo(3), retried without AI_ADDRCONFIG when that alone makes it fail. */
+int al_gai_call(const char *host, const char *port, struct addrinfo *hints, struct addrinfo **res) {
+  int r = getaddrinfo(host, port, hints, res);
+  if ((r == EAI_ADDRFAMILY || r == EAI_NONAME) && (hints->ai_flags & AI_ADDRCONFIG)) {
+    hints->ai_flags &= ~AI_ADDRCONFIG;
+    r = getaddrinfo(host, port, hints, res);
   }
-  if (r != 0) {
-    lua_pushfstring(L, "[Errno %d] %s: %s", r, gai_strerror(r), host ? host : "(any)");
-    al_error_push(L, "OSError", lua_tostring(L, -1));
-    lua_pushinteger(L, r);
-    lua_setfield(L, -2, "gai_error");
-    lua_pushstring(L, gai_strerror(r));
-    lua_setfield(L, -2, "strerror");
-    return lua_error(L);
-  }
+  return r;
+}
+
+/* Pushes the OSError for getaddrinfo/getnameinfo error r (EAI_*), with .gai_error. */
+void al_gai_error(lua_State *L, int r, const char *what) {
+  lua_pushfstring(L, "[Errno %d] %s: %s", r, gai_strerror(r), what ? what : "(any)");
+  al_error_push(L, "OSError", lua_tostring(L, -1));
+  lua_remove(L, -2);
+  lua_pushinteger(L, r);
+  lua_setfield(L, -2, "gai_error");
+  lua_pushstring(L, gai_strerror(r));
+  lua_setfield(L, -2, "strerror");
+}
+
+/* Pushes the list {family=, type=, addr=} of the inet results. */
+void al_gai_push(lua_State *L, const struct addrinfo *res) {
   lua_newtable(L);
   int n = 0;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+  for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, ai->ai_family);
     lua_setfield(L, -2, "family");
     lua_pushinteger(L, ai->ai_socktype);
     lua_setfield(L, -2, "type");
-    push_sockaddr(L, ai->ai_addr, ai->ai_addrlen);
+    al_push_sockaddr(L, ai->ai_addr, ai->ai_addrlen);
     lua_setfield(L, -2, "addr");
     lua_rawseti(L, -2, ++n);
   }
+}
+
+/*
+** core._getaddrinfo(host, port, family, type, passive): the list {family, type, addr} for
+** what resolves without a lookup (see al_gai_prepare), else nil: then the DNS threads resolve
+** it (dns.c). Raises OSError (with .gai_error).
+*/
+static int l_getaddrinfo(lua_State *L) {
+  struct addrinfo hints, *res = NULL;
+  const char *host;
+  char port[16];
+  if (!al_gai_prepare(L, 1, &hints, &host, port)) return 0;
+  int r = al_gai_call(host, port, &hints, &res);
+  if (r != 0) {
+    al_gai_error(L, r, host);
+    return lua_error(L);
+  }
+  al_gai_push(L, res);
   freeaddrinfo(res);
   return 1;
 }
@@ -319,7 +346,7 @@ static int send_common(lua_State *L, int to) {
   size_t len;
   const char *p = luaL_checklstring(L, 2, &len);
   struct sockaddr_storage ss;
-  socklen_t slen = to ? check_sockaddr(L, 3, s->family, &ss) : 0;
+  socklen_t slen = to ? al_check_sockaddr(L, 3, s->family, &ss) : 0;
   size_t i = to ? 1 : (size_t)luaL_optinteger(L, 3, 1);
   if (i < 1) i = 1;
   if (i > len + 1) i = len + 1;
@@ -365,7 +392,7 @@ static int recv_common(lua_State *L, int from) {
   }
   luaL_pushresultsize(&b, (size_t)n);
   if (!from) return 1;
-  push_sockaddr(L, (struct sockaddr *)&ss, slen);
+  al_push_sockaddr(L, (struct sockaddr *)&ss, slen);
   return 2;
 }
 
@@ -375,7 +402,7 @@ static int sock_recvfrom(lua_State *L) { return recv_common(L, 1); }
 static int sock_bind(lua_State *L) {
   al_Socket *s = checkopen(L, 1);
   struct sockaddr_storage ss;
-  socklen_t len = check_sockaddr(L, 2, s->family, &ss);
+  socklen_t len = al_check_sockaddr(L, 2, s->family, &ss);
   if (bind(s->fd, (struct sockaddr *)&ss, len) < 0) {
     lua_pushvalue(L, 2);
     if (lua_istable(L, 2)) lua_pushstring(L, luaL_tolstring(L, -1, NULL));
@@ -395,7 +422,7 @@ static int sock_listen(lua_State *L) {
 static int sock_connect_ex(lua_State *L) {
   al_Socket *s = checkopen(L, 1);
   struct sockaddr_storage ss;
-  socklen_t len = check_sockaddr(L, 2, s->family, &ss);
+  socklen_t len = al_check_sockaddr(L, 2, s->family, &ss);
   int r;
   do r = connect(s->fd, (struct sockaddr *)&ss, len);
   while (r < 0 && errno == EINTR);
@@ -422,7 +449,7 @@ static int sock_accept(lua_State *L) {
     return al_oserror_raise(L, err, "accept");
   }
   c->fd = fd;
-  push_sockaddr(L, (struct sockaddr *)&ss, len);
+  al_push_sockaddr(L, (struct sockaddr *)&ss, len);
   return 2;
 }
 
@@ -527,6 +554,7 @@ void al_net_unregister(lua_State *L, al_Loop *loop, void *obj) {
 }
 
 void al_net_close(lua_State *L, al_Loop *loop, int loopidx) {
+  al_dns_close(L, loop, loopidx);
   lua_getiuservalue(L, loopidx, 1);
   if (lua_rawgetp(L, -1, &key_net) == LUA_TTABLE) {
     /* collect first: shutdown unregisters */
@@ -546,6 +574,21 @@ void al_net_close(lua_State *L, al_Loop *loop, int loopidx) {
   lua_pushnil(L);
   lua_rawsetp(L, -2, &key_net);
   lua_pop(L, 1);
+}
+
+/*
+** core._fdobj(pipe): a socket object owning a non-blocking, close-on-exec duplicate of the fd of
+** `pipe` (an integer, a Lua file such as io.stdin, or an object with :fileno()), for pipe
+** transports: closing the transport never closes the caller's file.
+*/
+static int l_fdobj(lua_State *L) {
+  int fd = al_checkfd(L, 1);
+  al_Socket *s = al_socket_new(L, -1, 0, 0);
+  s->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (s->fd < 0) return al_oserror_raise(L, errno, "dup");
+  int fl = fcntl(s->fd, F_GETFL);
+  if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) < 0) return al_oserror_raise(L, errno, "fcntl");
+  return 1;
 }
 
 /* core._oserror(errno, what): a new OSError object (the subclass for that errno). */
@@ -592,6 +635,9 @@ void al_net_open(lua_State *L) {
   lua_setfield(L, -4, "_getaddrinfo");
   lua_pushcfunction(L, l_oserror);
   lua_setfield(L, -4, "_oserror");
+  lua_pushcfunction(L, l_fdobj);
+  lua_setfield(L, -4, "_fdobj");
   al_transport_open(L);
   al_server_open(L);
+  al_dns_open(L);
 }

@@ -1,15 +1,19 @@
 /*
-** Stream transports (TCP, Unix, socketpairs, accepted sockets) with asyncio semantics: write()
+** Transports: stream sockets (TCP, Unix, socketpairs, accepted sockets), pipes
+** (connect_read_pipe/connect_write_pipe) and datagram sockets (UDP), with asyncio semantics: write()
 ** never blocks (what the socket does not take now waits in a C buffer, flushed with writev/send
 ** when writable), close() flushes then closes, abort() discards, write_eof() half-closes,
 ** high/low water marks drive pause_writing/resume_writing, and the protocol (a Lua table) is
 ** called directly from the libev callback under protection. In stream mode (streams.lua) no
 ** protocol is called: received bytes go to a bounded C read buffer that the StreamReader
-** methods consume, and tasks wait on futures that the callbacks complete.
+** methods consume, and tasks wait on futures that the callbacks complete. Datagram transports
+** queue what the socket does not take now as records (lengths, address, data) in the same
+** write buffer and call datagram_received(data, addr) / error_received(err).
 */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -52,6 +56,9 @@ typedef struct al_Transport {
   unsigned char finished; /* the fd is closed */
   unsigned char wpaused;  /* above the high-water mark (pause_writing was called) */
   unsigned char stream;   /* stream mode */
+  unsigned char kind;     /* AL_TR_SOCK, AL_TR_PIPE or AL_TR_DGRAM */
+  unsigned char dgram_connected; /* datagram socket with a remote address */
+  int family;
   Buf wbuf, rbuf;
   size_t high, low, limit;
 } al_Transport;
@@ -94,6 +101,21 @@ static al_Transport *check_tr(lua_State *L, int idx) {
 }
 
 static void push_tr(lua_State *L, al_Transport *t) { lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); }
+
+/* One read or write on the fd, retried on EINTR: recv/send (never SIGPIPE) or read/write. */
+static ssize_t io_read(al_Transport *t, char *p, size_t n) {
+  ssize_t r;
+  do r = t->kind == AL_TR_PIPE ? read(t->fd, p, n) : recv(t->fd, p, n, 0);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+static ssize_t io_write(al_Transport *t, const char *p, size_t n) {
+  ssize_t r;
+  do r = t->kind == AL_TR_PIPE ? write(t->fd, p, n) : send(t->fd, p, n, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
 
 /* Starts or stops the read watcher to match the transport's state. */
 static void update_reading(al_Transport *t) {
@@ -260,6 +282,93 @@ static void maybe_resume(lua_State *L, al_Transport *t, int tidx) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Datagrams. */
+
+/* A queued datagram in the write buffer: this header, the address, then the data. */
+typedef struct DgramHead {
+  uint32_t len, addrlen;
+} DgramHead;
+
+/* An error from recvfrom/sendto goes to protocol:error_received(err); the endpoint stays. */
+static void dgram_error(lua_State *L, al_Transport *t, int tidx, int err, const char *what) {
+  al_oserror_push(L, err, what);
+  proto_call(L, t, tidx, "error_received", 1);
+  lua_pop(L, 1);
+}
+
+static int dgram_read(lua_State *L, al_Transport *t, int tidx) {
+  char buf[READ_CHUNK];
+  struct sockaddr_storage ss;
+  socklen_t slen = sizeof ss;
+  ssize_t n;
+  do n = recvfrom(t->fd, buf, sizeof buf, 0, (struct sockaddr *)&ss, &slen);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) dgram_error(L, t, tidx, errno, "recvfrom");
+    return 0;
+  }
+  lua_pushlstring(L, buf, (size_t)n);
+  al_push_sockaddr(L, (struct sockaddr *)&ss, slen);
+  proto_call(L, t, tidx, "datagram_received", 2);
+  return 0;
+}
+
+/* Sends one datagram now: 1 sent (or failed and reported), 0 would block. */
+static int dgram_send(lua_State *L, al_Transport *t, int tidx, const char *p, size_t len,
+                      const struct sockaddr *sa, socklen_t salen) {
+  ssize_t n;
+  do n = sendto(t->fd, p, len, MSG_NOSIGNAL, salen ? sa : NULL, salen);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0) return 1;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return 0;
+  dgram_error(L, t, tidx, errno, "sendto");
+  return 1;
+}
+
+/* Sends queued datagrams while the socket takes them; 1 if some are still queued. */
+static int dgram_flush(lua_State *L, al_Transport *t, int tidx) {
+  while (t->wbuf.len > 0 && !t->lost) {
+    DgramHead h;
+    char *rec = t->wbuf.p + t->wbuf.off;
+    memcpy(&h, rec, sizeof h);
+    if (!dgram_send(L, t, tidx, rec + sizeof h + h.addrlen, h.len,
+                    (struct sockaddr *)(rec + sizeof h), h.addrlen))
+      return 1;
+    buf_consume(&t->wbuf, sizeof h + h.addrlen + h.len);
+  }
+  return 0;
+}
+
+/* sendto(data [, addr]): addr may be left out when the endpoint has a remote address. */
+static int tr_sendto(lua_State *L) {
+  al_Transport *t = check_tr(L, 1);
+  if (t->kind != AL_TR_DGRAM) return luaL_error(L, "aloop: sendto() on a stream transport");
+  size_t len;
+  const char *p = luaL_checklstring(L, 2, &len);
+  struct sockaddr_storage ss;
+  socklen_t salen = 0;
+  if (!lua_isnoneornil(L, 3)) {
+    if (t->dgram_connected)
+      return luaL_error(L, "aloop: Invalid address: must be nil when the endpoint is connected");
+    salen = al_check_sockaddr(L, 3, t->family, &ss);
+  } else if (!t->dgram_connected) {
+    return luaL_error(L, "aloop: sendto() needs an address (the endpoint has no remote address)");
+  }
+  if (t->closing) return al_error_raise(L, "InvalidStateError", "sendto() on a closing transport");
+  if (t->wbuf.len == 0 && dgram_send(L, t, 1, p, len, (struct sockaddr *)&ss, salen)) return 0;
+  DgramHead h = {(uint32_t)len, (uint32_t)salen};
+  if (!buf_reserve(&t->wbuf, sizeof h + salen + len)) return luaL_error(L, "not enough memory");
+  char *q = t->wbuf.p + t->wbuf.off + t->wbuf.len;
+  memcpy(q, &h, sizeof h);
+  memcpy(q + sizeof h, &ss, salen);
+  memcpy(q + sizeof h + salen, p, len);
+  t->wbuf.len += sizeof h + salen + len;
+  al_watch_start(t->loop, &t->wio);
+  maybe_pause(L, t, 1);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Reading. */
 
 static int read_ready(lua_State *L) {
@@ -269,8 +378,7 @@ static int read_ready(lua_State *L) {
   ssize_t n;
   if (t->stream) {
     if (!buf_reserve(&t->rbuf, READ_CHUNK)) return luaL_error(L, "not enough memory");
-    do n = recv(t->fd, t->rbuf.p + t->rbuf.off + t->rbuf.len, READ_CHUNK, 0);
-    while (n < 0 && errno == EINTR);
+    n = io_read(t, t->rbuf.p + t->rbuf.off + t->rbuf.len, READ_CHUNK);
     if (n > 0) {
       t->rbuf.len += (size_t)n;
       if (t->rbuf.len > t->limit) {
@@ -280,10 +388,11 @@ static int read_ready(lua_State *L) {
       wake(L, tidx, UV_RWAIT, 0);
       return 0;
     }
+  } else if (t->kind == AL_TR_DGRAM) {
+    return dgram_read(L, t, tidx);
   } else {
     char buf[READ_CHUNK];
-    do n = recv(t->fd, buf, sizeof buf, 0);
-    while (n < 0 && errno == EINTR);
+    n = io_read(t, buf, sizeof buf);
     if (n > 0) {
       lua_pushlstring(L, buf, (size_t)n);
       proto_call(L, t, tidx, "data_received", 1);
@@ -302,7 +411,8 @@ static int read_ready(lua_State *L) {
     wake(L, tidx, UV_RWAIT, 0);
     return 0;
   }
-  if (proto_call(L, t, tidx, "eof_received", 0) == 0 && !lua_toboolean(L, -1) && !t->closing) {
+  if (proto_call(L, t, tidx, "eof_received", 0) == 0 && (!lua_toboolean(L, -1) || t->kind == AL_TR_PIPE) &&
+      !t->closing) { /* a read pipe closes at EOF whatever the protocol says */
     t->closing = 1;
     if (t->wbuf.len == 0) force_close(L, t, tidx, 0);
   }
@@ -348,6 +458,11 @@ static void read_cb(struct ev_loop *ev, ev_io *w, int revents) {
 static void shutdown_write(lua_State *L, al_Transport *t, int tidx) {
   if (t->eof_sent) return;
   t->eof_sent = 1;
+  if (t->kind == AL_TR_PIPE) { /* a pipe has no half-close: write_eof closes it */
+    t->closing = 1;
+    force_close(L, t, tidx, 0);
+    return;
+  }
   if (shutdown(t->fd, SHUT_WR) < 0 && errno != ENOTCONN) io_error(L, t, tidx, errno, "shutdown");
 }
 
@@ -355,15 +470,17 @@ static int write_ready(lua_State *L) {
   al_Transport *t = lua_touserdata(L, 1);
   push_tr(L, t);
   int tidx = lua_gettop(L);
-  ssize_t n;
-  do n = send(t->fd, t->wbuf.p + t->wbuf.off, t->wbuf.len, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) io_error(L, t, tidx, errno, "send");
-    return 0;
+  if (t->kind == AL_TR_DGRAM) {
+    if (dgram_flush(L, t, tidx)) return 0;
+  } else {
+    ssize_t n = io_write(t, t->wbuf.p + t->wbuf.off, t->wbuf.len);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) io_error(L, t, tidx, errno, "send");
+      return 0;
+    }
+    buf_consume(&t->wbuf, (size_t)n);
+    if (t->wbuf.len > 0) return 0;
   }
-  buf_consume(&t->wbuf, (size_t)n);
-  if (t->wbuf.len > 0) return 0;
   al_watch_stop(t->loop, &t->wio);
   maybe_resume(L, t, tidx);
   if (t->closing) force_close(L, t, tidx, 0);
@@ -393,8 +510,9 @@ static void write_iov(lua_State *L, al_Transport *t, int tidx, struct iovec *iov
   size_t sent = 0;
   if (t->wbuf.len == 0) {
     ssize_t r;
-    do r = n == 1 ? send(t->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL) : writev(t->fd, iov, n);
-    while (r < 0 && errno == EINTR);
+    if (n == 1) r = io_write(t, iov[0].iov_base, iov[0].iov_len);
+    else do r = writev(t->fd, iov, n);
+      while (r < 0 && errno == EINTR);
     if (r < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         io_error(L, t, tidx, errno, "send");
@@ -422,6 +540,7 @@ static void write_iov(lua_State *L, al_Transport *t, int tidx, struct iovec *iov
 
 static int tr_write(lua_State *L) {
   al_Transport *t = check_tr(L, 1);
+  if (t->kind == AL_TR_DGRAM) return luaL_error(L, "aloop: datagram transports use sendto()");
   struct iovec iov;
   iov.iov_base = (void *)luaL_checklstring(L, 2, &iov.iov_len);
   check_writable(L, t);
@@ -457,7 +576,7 @@ static int tr_write_eof(lua_State *L) {
 }
 
 static int tr_can_write_eof(lua_State *L) {
-  lua_pushboolean(L, 1);
+  lua_pushboolean(L, check_tr(L, 1)->kind != AL_TR_DGRAM);
   return 1;
 }
 
@@ -539,12 +658,13 @@ static int tr_get_extra_info(lua_State *L) {
   al_Transport *t = check_tr(L, 1);
   const char *name = luaL_checkstring(L, 2);
   lua_settop(L, 3);
-  if (strcmp(name, "socket") == 0) {
+  if (strcmp(name, t->kind == AL_TR_PIPE ? "pipe" : "socket") == 0) {
     lua_getiuservalue(L, 1, UV_SOCK);
     return 1;
   }
   int peer = strcmp(name, "peername") == 0;
-  if ((peer || strcmp(name, "sockname") == 0) && !t->finished &&
+  if (t->kind == AL_TR_PIPE) peer = -1;
+  if (peer >= 0 && (peer || strcmp(name, "sockname") == 0) && !t->finished &&
       al_socket_push_name(L, t->fd, peer) == 0)
     return 1;
   lua_pushvalue(L, 3);
@@ -776,7 +896,8 @@ static int tr_sexception(lua_State *L) {
 ** Makes a transport for the connected socket at sockidx (it takes the socket over) and the
 ** protocol at protoidx, calls connection_made(transport) and starts reading. Pushes it.
 */
-void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, int protoidx) {
+void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, int protoidx,
+                         int kind) {
   loopidx = lua_absindex(L, loopidx);
   sockidx = lua_absindex(L, sockidx);
   protoidx = lua_absindex(L, protoidx);
@@ -788,6 +909,8 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   t->hdr.shutdown = tr_shutdown;
   t->loop = loop;
   t->fd = s->fd;
+  t->kind = (unsigned char)kind;
+  t->family = s->family;
   t->reading = 1;
   t->high = 65536;
   t->low = 16384;
@@ -812,18 +935,34 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   update_reading(t);
 }
 
-/* core._transport(loop, sock, protocol) */
+/*
+** core._transport(loop, sock, protocol [, kind [, connected]]): kind "socket" (default), "pipe"
+** (a read or write pipe) or "datagram" (connected: it has a remote address).
+*/
 static int l_transport(lua_State *L) {
+  static const char *const kinds[] = {"socket", "pipe", "datagram", NULL};
   al_Loop *loop = al_checkloop(L, 1);
   if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
   al_socket_check(L, 2);
   luaL_checkany(L, 3);
-  al_transport_create(L, loop, 1, 2, 3);
+  int kind = luaL_checkoption(L, 4, "socket", kinds);
+  int connected = lua_toboolean(L, 5);
+  lua_settop(L, 3);
+  if (kind == AL_TR_PIPE) {
+    /* write() to a pipe whose reader is gone raises SIGPIPE (there is no MSG_NOSIGNAL for
+       pipes): like Python, ignore it unless the program installed a handler, so the transport
+       sees EPIPE instead of the process dying. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+  }
+  al_transport_create(L, loop, 1, 2, 3, kind);
+  ((al_Transport *)lua_touserdata(L, -1))->dgram_connected = (unsigned char)connected;
   return 1;
 }
 
 static const luaL_Reg tr_methods[] = {
     {"write", tr_write},
+    {"sendto", tr_sendto},
     {"writelines", tr_writelines},
     {"write_eof", tr_write_eof},
     {"can_write_eof", tr_can_write_eof},

@@ -10,6 +10,13 @@ return function(aio, core)
 
   local function raise_errno(err, what) error(core._oserror(err, what), 0) end
 
+  -- Literal addresses and "localhost" resolve at once; other names on the DNS threads.
+  local function resolve(loop, host, port, family, type, passive)
+    local r = core._getaddrinfo(host, port, family, type, passive)
+    if r then return r end
+    return await(core._dns_getaddrinfo(loop, host, port, family, type, passive))
+  end
+
   -- Waits until fd is readable (add = "add_reader") or writable; the watcher is gone before
   -- this returns or raises (a cancelled wait never leaves a watcher on a reused fd number).
   local function wait_fd(loop, fd, add, remove)
@@ -69,7 +76,7 @@ return function(aio, core)
         error("aloop.create_connection: host and port are required without opts.sock", 2)
       end
       local errs = {}
-      for _, ai in ipairs(core._getaddrinfo(host, port, opts.family, SOCK_STREAM)) do
+      for _, ai in ipairs(resolve(self, host, port, opts.family, SOCK_STREAM)) do
         local s = socket.socket(ai.family, SOCK_STREAM)
         local ok, err = pcall(function()
           if opts.local_addr then s:bind(opts.local_addr) end
@@ -124,6 +131,7 @@ return function(aio, core)
     self._closed, self._serving = true, false
     for _, ls in ipairs(self._listeners) do ls:close() end
     for _, s in ipairs(self.sockets) do s:close() end
+    if self._unlink then os.remove(self._unlink) end
     local fut = self._closed_fut
     if fut and not fut:done() then fut:set_result() end
   end
@@ -171,11 +179,11 @@ return function(aio, core)
   end
   aio._new_server = new_server
 
-  local function bind_all(host, port, opts)
+  local function bind_all(loop, host, port, opts)
     local sockets = {}
     local ok, err = pcall(function()
       for _, h in ipairs(type(host) == "table" and host or { host or "" }) do
-        for _, ai in ipairs(core._getaddrinfo(h, port, opts.family, SOCK_STREAM, true)) do
+        for _, ai in ipairs(resolve(loop, h, port, opts.family, SOCK_STREAM, true)) do
           local s = socket.socket(ai.family, SOCK_STREAM)
           sockets[#sockets + 1] = s
           if opts.reuse_address ~= false then s:setoption("reuse_address", true) end
@@ -196,7 +204,112 @@ return function(aio, core)
   -- start_serving=, family=}) -> Server. host nil or "" listens on every interface.
   function Loop:create_server(factory, host, port, opts)
     opts = opts or {}
-    local sockets = opts.sock and { opts.sock } or bind_all(host, port or 0, opts)
+    local sockets = opts.sock and { opts.sock } or bind_all(self, host, port or 0, opts)
     return new_server(self, sockets, factory, opts)
+  end
+
+  ---------------------------------------------------------------------------------------------
+  -- Unix sockets
+
+  function Loop:create_unix_connection(factory, path, opts)
+    opts = opts or {}
+    local sock = opts.sock
+    if not sock then
+      sock = socket.socket("unix")
+      local ok, err = pcall(self.sock_connect, self, sock, path)
+      if not ok then
+        sock:close()
+        error(err, 0)
+      end
+    end
+    local protocol = call_factory(factory)
+    return core._transport(self, sock, protocol), protocol
+  end
+
+  -- create_unix_server(factory, path, {sock=, backlog=, start_serving=}): a stale socket file
+  -- (nobody accepting) is replaced; the file is removed when the server closes.
+  function Loop:create_unix_server(factory, path, opts)
+    opts = opts or {}
+    local sock = opts.sock
+    if not sock then
+      sock = socket.socket("unix")
+      local ok, err = pcall(sock.bind, sock, path)
+      if not ok and err.errno == 98 then -- EADDRINUSE: is someone listening there?
+        local probe = socket.socket("unix")
+        local alive = probe:connect_ex(path)
+        probe:close()
+        if alive == 111 then -- ECONNREFUSED: stale
+          os.remove(path)
+          ok, err = pcall(sock.bind, sock, path)
+        end
+      end
+      if not ok then
+        sock:close()
+        error(err, 0)
+      end
+    end
+    local server = new_server(self, { sock }, factory, opts)
+    if not opts.sock then server._unlink = path end
+    return server
+  end
+
+  ---------------------------------------------------------------------------------------------
+  -- Pipes: the transport owns a duplicate of the pipe's fd (the caller's file stays open).
+
+  function Loop:connect_read_pipe(factory, pipe)
+    local protocol = call_factory(factory)
+    return core._transport(self, core._fdobj(pipe), protocol, "pipe"), protocol
+  end
+
+  function Loop:connect_write_pipe(factory, pipe)
+    local protocol = call_factory(factory)
+    local tr = core._transport(self, core._fdobj(pipe), protocol, "pipe")
+    tr:pause_reading() -- a write pipe is never read
+    return tr, protocol
+  end
+
+  ---------------------------------------------------------------------------------------------
+  -- Datagrams
+
+  -- create_datagram_endpoint(factory, {local_addr=, remote_addr=, family=, reuse_port=,
+  -- allow_broadcast=, sock=}) -> transport, protocol
+  function Loop:create_datagram_endpoint(factory, opts)
+    opts = opts or {}
+    local sock = opts.sock
+    if not sock then
+      local la, ra = opts.local_addr, opts.remote_addr
+      local family = opts.family
+      local lai = la and self:getaddrinfo(la[1], la[2], { family = family, type = socket.SOCK_DGRAM, passive = true })[1]
+      local rai = ra and self:getaddrinfo(ra[1], ra[2], { family = family or (lai and lai.family), type = socket.SOCK_DGRAM })[1]
+      family = (lai or rai or {}).family or socket.AF_INET
+      sock = socket.socket(family, socket.SOCK_DGRAM)
+      local ok, err = pcall(function()
+        if opts.reuse_port then sock:setoption("reuse_port", true) end
+        if opts.allow_broadcast then sock:setoption("broadcast", true) end
+        if lai then sock:bind(lai.addr) end
+        if rai then self:sock_connect(sock, rai.addr) end
+      end)
+      if not ok then
+        sock:close()
+        error(err, 0)
+      end
+      opts = { remote = rai ~= nil }
+    end
+    local protocol = call_factory(factory)
+    return core._transport(self, sock, protocol, "datagram", opts.remote), protocol
+  end
+
+  ---------------------------------------------------------------------------------------------
+  -- Name resolution
+
+  -- loop:getaddrinfo(host, port, {family=, type=, passive=}) -> list of {family, type, addr}
+  function Loop:getaddrinfo(host, port, opts)
+    opts = opts or {}
+    return resolve(self, host, port, opts.family, opts.type or SOCK_STREAM, opts.passive)
+  end
+
+  -- loop:getnameinfo(addr) -> host, service
+  function Loop:getnameinfo(addr)
+    return await(core._dns_getnameinfo(self, addr))
   end
 end

@@ -99,12 +99,22 @@ return function(aio, core)
     }
   end
 
+  -- Connects with loop[method](loop, factory, ...) and returns the reader and writer.
+  local function open_with(fn, method, opts, ...)
+    local loop = loop_of(fn)
+    local limit = opts and opts.limit or DEFAULT_LIMIT
+    local tr = loop[method](loop, function() return stream_protocol(limit) end, ...)
+    return streams(tr, limit)
+  end
+
   -- open_connection(host, port, {limit=, ...}) -> reader, writer
   function aio.open_connection(host, port, opts)
-    local loop = loop_of("open_connection")
-    local limit = opts and opts.limit or DEFAULT_LIMIT
-    local tr = loop:create_connection(function() return stream_protocol(limit) end, host, port, opts)
-    return streams(tr, limit)
+    return open_with("open_connection", "create_connection", opts, host, port, opts)
+  end
+
+  -- open_unix_connection(path, {limit=, ...}) -> reader, writer
+  function aio.open_unix_connection(path, opts)
+    return open_with("open_unix_connection", "create_unix_connection", opts, path, opts)
   end
 
   -- A protocol factory running cb(reader, writer) as a task per connection; an error in a
@@ -131,5 +141,12 @@ return function(aio, core)
     local loop = loop_of("start_server")
     local limit = opts and opts.limit or DEFAULT_LIMIT
     return loop:create_server(client_factory(loop, cb, limit), host, port, opts)
+  end
+
+  -- start_unix_server(cb, path, opts) -> Server
+  function aio.start_unix_server(cb, path, opts)
+    local loop = loop_of("start_unix_server")
+    local limit = opts and opts.limit or DEFAULT_LIMIT
+    return loop:create_unix_server(client_factory(loop, cb, limit), path, opts)
   end
 end
