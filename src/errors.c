@@ -20,6 +20,8 @@ static const char *const class_tree[][2] = {
     {"LimitOverrunError", "Error"},
     {"QueueEmpty", "Error"},
     {"QueueFull", "Error"},
+    {"QueueShutDown", "Error"},
+    {"BrokenBarrierError", "Error"},
     {"OSError", "Error"},
     {"ConnectionError", "OSError"},
     {"ConnectionResetError", "ConnectionError"},
