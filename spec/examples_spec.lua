@@ -154,6 +154,63 @@ describe("examples", function()
     }, r.lines)
   end)
 
+  -- seed 000, "7. Synchronization primitives" and "8. Queues"
+
+  it("lock_usage: both usages serialize the read-sleep-write of the counter", function()
+    local r = run("lock_usage")
+    assert_ok(r)
+    assert.are.same({"explicit 1: counter = 1", "guarded 1: counter = 2", "explicit 2: counter = 3",
+      "guarded 2: counter = 4", "final counter = 4, locked: false"}, r.lines)
+  end)
+
+  it("event_wait: one set() wakes every waiter in order", function()
+    local r = run("event_wait")
+    assert_ok(r)
+    assert.are.same({"waiter 1 waits for the event", "waiter 2 waits for the event",
+      "waiter 3 waits for the event", "setting the event", "waiter 1 got the event",
+      "waiter 2 got the event", "waiter 3 got the event", "is_set: true"}, r.lines)
+  end)
+
+  it("condition_notify: notify_all lets each consumer take one item", function()
+    local r = run("condition_notify")
+    assert_ok(r)
+    assert.are.same({"producer put 3 items, notify_all", "consumer 1 takes item 1",
+      "consumer 2 takes item 2", "consumer 3 takes item 3"}, r.lines)
+  end)
+
+  it("semaphore_limit: at most two downloads at once, started in order", function()
+    local r = run("semaphore_limit")
+    assert_ok(r)
+    assert.are.same({"start 1 (running: 1)", "start 2 (running: 2)", "end 1", "end 2",
+      "start 3 (running: 1)", "start 4 (running: 2)", "end 3", "end 4",
+      "start 5 (running: 1)", "start 6 (running: 2)", "end 5", "end 6", "at most 2 at once"}, r.lines)
+  end)
+
+  it("queue_kinds: FIFO, priority and LIFO order", function()
+    local r = run("queue_kinds")
+    assert_ok(r)
+    assert.are.same({"Queue: 3:write report, 1:fix bug, 2:review, 1:deploy",
+      "PriorityQueue: 1:fix bug, 1:deploy, 2:review, 3:write report",
+      "LifoQueue: 1:deploy, 2:review, 1:fix bug, 3:write report"}, r.lines)
+  end)
+
+  it("joinable_queue: join returns after every task_done", function()
+    local r = run("joinable_queue")
+    assert_ok(r)
+    assert.are.same({"handled job 1", "handled job 2", "handled job 3", "handled job 4",
+      "all jobs handled, qsize = 0", "consumer cancelled: true"}, r.lines)
+  end)
+
+  it("worker_pool: N workers drain the queue, every job done once", function()
+    local r = run("worker_pool")
+    assert_ok(r)
+    assert.are.same({"3 workers did 10 jobs: 1 4 9 16 25 36 49 64 81 100", "sum of squares = 385"}, r.lines)
+    r = run("worker_pool", "5", "20")
+    assert_ok(r)
+    assert.are.same("5 workers did 20 jobs", r.lines[1]:match("^(.-):"))
+    assert.are.same("sum of squares = 2870", r.lines[2])
+  end)
+
   -- seed 001
 
   it("download_wait prints one line per download (in set order)", function()
