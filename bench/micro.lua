@@ -18,6 +18,11 @@
 --                   wall time until the last one fired + process CPU time
 --   mem             N tasks each aio.sleep(1), waited like `tasks`; run under /usr/bin/time -v,
 --                   N = 0 gives the interpreter + loop baseline
+--   queue           a producer task puts N integers into aio.Queue(100) while a consumer task
+--                   gets them (peer: bench/peers/py_sync.py queue, asyncio.Queue(maxsize=100))
+--   lock            100 tasks share one aio.Lock; each takes it N/100 times and yields once
+--                   (aio.sleep(0)) while holding it, so every acquisition waits in line and is
+--                   handed over: N hand-offs (peer: bench/peers/py_sync.py lock)
 --
 -- Prints one line: RESULT bench=.. n=.. secs=.. cpu=..
 -- secs: wall time (monotonic loop:time()) around the benchmark only, as py_micro.py does;
@@ -92,6 +97,46 @@ function B.tasks_gather()
     local t0 = now()
     local ts = {}
     for i = 1, n do ts[i] = ct(loop, body) end
+    aio.gather(ts)
+    return now() - t0
+  end
+  return loop:run_until_complete(main)
+end
+
+-- Both wait for their tasks with aio.gather, as the asyncio versions do.
+function B.queue()
+  local function main()
+    local q = aio.Queue(100)
+    local function producer()
+      local put = q.put
+      for i = 1, n do put(q, i) end
+    end
+    local function consumer()
+      local get = q.get
+      for _ = 1, n do get(q) end
+    end
+    local t0 = now()
+    aio.gather(loop:create_task(producer), loop:create_task(consumer))
+    return now() - t0
+  end
+  return loop:run_until_complete(main)
+end
+
+function B.lock()
+  local ntasks = 100
+  local function main()
+    local lock = aio.Lock()
+    local rounds = n // ntasks
+    local sleep = aio.sleep
+    local function worker()
+      for _ = 1, rounds do
+        local _ <close> = lock:acquire()
+        sleep(0)
+      end
+    end
+    local t0 = now()
+    local ts = {}
+    for i = 1, ntasks do ts[i] = loop:create_task(worker) end
     aio.gather(ts)
     return now() - t0
   end
