@@ -169,6 +169,7 @@ struct al_Loop {
   volatile int sigint_flag;
   int nwatchers; /* active fd watchers (io.c): iterations with ready callbacks poll only if > 0 */
   pthread_t thread; /* the OS thread running the loop (debug mode checks it) */
+  int sigint_watched; /* a Lua handler owns SIGINT (signal.c): no KeyboardInterrupt handler */
 };
 
 /* anchors.c */
@@ -197,6 +198,11 @@ void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STE
 /* io.c */
 void al_io_open(lua_State *L);
 void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
+
+/* signal.c */
+int al_checksignal(lua_State *L, int idx); /* a number or a name like "SIGTERM" */
+void al_signal_open(lua_State *L);
+void al_signal_close(lua_State *L, al_Loop *loop, int loopidx);
 
 /* handle.c */
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);

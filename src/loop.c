@@ -636,6 +636,7 @@ static int loop_close(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT);
   loop->closed = 1;
   al_io_close(L, loop, 1);
+  al_signal_close(L, loop, 1);
   al_State *st = loop->st;
   if (st->default_loop_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->default_loop_ref);
@@ -858,6 +859,7 @@ void al_loop_open(lua_State *L) {
   st->loop_mt = al_newmt(L, AL_LOOP_MT, AL_MT_LOOP);
   luaL_newlib(L, loop_methods);
   al_io_open(L);
+  al_signal_open(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "Loop"); /* module.Loop = methods */
   lua_pushnil(L);

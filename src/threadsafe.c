@@ -156,7 +156,7 @@ static void sigint_disarm(void) {
 
 /* Installs our SIGINT handler for the outermost running loop, unless SIGINT is ignored. */
 void al_sigint_install(al_Loop *loop) {
-  if (sigint_owner) return;
+  if (sigint_owner || loop->sigint_watched) return; /* or a Lua handler owns SIGINT */
   struct sigaction cur;
   sigaction(SIGINT, NULL, &cur);
   if (cur.sa_handler == SIG_IGN) return;
