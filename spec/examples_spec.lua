@@ -600,6 +600,73 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
     assert.are.same({ "Content-Length", "Content-type", "Date", "Server" }, names)
   end)
 
+  it("udp_echo_server + udp_echo_client (datagram protocols)", function()
+    local s = server_run("udp_echo_server", 0, 1)
+    local c = run("udp_echo_client", s.port)
+    assert_ok(c)
+    assert.are.same({ "Send:\tHello World!", "Received:\tHello World!", "Close the socket",
+      "Socket closed, stop the event loop" }, c.lines)
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.equal("Starting UDP server on 127.0.0.1:" .. s.port, r.lines[1])
+    assert.matches("^Received 'Hello World!' from 127%.0%.0%.1:%d+$", r.lines[2])
+    assert.matches("^Send 'Hello World!' to 127%.0%.0%.1:%d+$", r.lines[3])
+  end)
+
+  it("socketpair_protocol: create_connection{sock=} on a socketpair", function()
+    local r = run("socketpair_protocol")
+    assert_ok(r)
+    assert.are.same({ "Received:\tabc" }, r.lines)
+  end)
+
+  it("socketpair_streams: open_connection{sock=} on a socketpair", function()
+    local r = run("socketpair_streams")
+    assert_ok(r)
+    assert.are.same({ "Received:\tabc" }, r.lines)
+  end)
+
+  it("stdin_add_reader: a line per readiness callback until EOF", function()
+    local bin_path = BIN:sub(1, 1) == "/" and BIN or ROOT .. "/" .. BIN
+    local p = io.popen(("cd %s && printf 'first line\\nsecond line\\n' | timeout 30 %s examples/stdin_add_reader.lua 2>&1"):format(q(ROOT), q(bin_path)))
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("Got input from stdin: 'first line'\nGot input from stdin: 'second line'\n", out)
+    assert.is_nil(run("stdin_add_reader").err:match("%S")) -- /dev/null: EOF at once, clean exit
+  end)
+
+  -- nc as the client, as the seed's own check of these servers does.
+  local function nc(port, text)
+    local p = io.popen(("printf %s | exec env -u LD_PRELOAD timeout 20 nc -N 127.0.0.1 %d 2>&1"):format(q(text), port))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("curio_echo_server: sock_accept/sock_recv/sock_sendall, a task per client (nc clients)", function()
+    local s = server_run("curio_echo_server", 0, 2)
+    assert.are.equal("hello world\n", nc(s.port, "hello world\n"))
+    assert.are.equal("again\n", nc(s.port, "again\n"))
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.equal("Server listening at\t127.0.0.1:" .. s.port, r.lines[1])
+    assert.are.equal(5, #r.lines)
+    assert.matches("^Connection from\t127%.0%.0%.1:%d+$", r.lines[2])
+    assert.are.same({ "Connection closed" }, { r.lines[3] })
+  end)
+
+  it("selector_echo_server: add_reader callbacks, no tasks (nc clients)", function()
+    local s = server_run("selector_echo_server", 0, 2)
+    assert.are.equal("hello world\n", nc(s.port, "hello world\n"))
+    assert.are.equal("bye\n", nc(s.port, "bye\n"))
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.equal("Listening on 127.0.0.1:" .. s.port, r.lines[1])
+    assert.matches("^accepted\t%d+\tfrom\t127%.0%.0%.1:%d+$", r.lines[2])
+    assert.are.same({ "echoing\t12\tbytes" }, { r.lines[3] })
+    assert.matches("^closing\t%d+$", r.lines[4])
+    assert.are.equal(7, #r.lines)
+  end)
+
   it("every example has a test above", function()
     local tested = {}                             -- the names passed to run() in this file
     for name in read_file(ROOT .. "/spec/examples_spec.lua"):gmatch('run%("([%w_]+)"') do

@@ -69,6 +69,17 @@ describe("UDP", function()
     server:close()
   end)
 
+  it_fds("a connected endpoint can send from connection_made", function()
+    local server, port = upper_echo()
+    local p = collector()
+    p.connection_made = function(_, t) t:sendto("early") end
+    local client = loop():create_datagram_endpoint(function() return p end,
+      { remote_addr = { "127.0.0.1", port } })
+    assert.are.equal("EARLY", p:next()[1])
+    client:close()
+    server:close()
+  end)
+
   it_fds("an unconnected endpoint needs an address", function()
     local tr = loop():create_datagram_endpoint(function() return {} end,
       { local_addr = { "127.0.0.1", 0 } })

@@ -54,7 +54,7 @@ void al_watch_start(al_Loop *loop, ev_io *w); /* ev_io_start + loop->nwatchers *
 void al_watch_stop(al_Loop *loop, ev_io *w);
 
 /* transport.c: kinds of transport */
-enum { AL_TR_SOCK, AL_TR_PIPE, AL_TR_DGRAM };
+enum { AL_TR_SOCK, AL_TR_PIPE, AL_TR_DGRAM, AL_TR_DGRAM_CONNECTED /* with a remote address */ };
 void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, int protoidx,
                          int kind);
 void al_transport_open(lua_State *L);

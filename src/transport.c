@@ -909,7 +909,8 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   t->hdr.shutdown = tr_shutdown;
   t->loop = loop;
   t->fd = s->fd;
-  t->kind = (unsigned char)kind;
+  t->kind = (unsigned char)(kind == AL_TR_DGRAM_CONNECTED ? AL_TR_DGRAM : kind);
+  t->dgram_connected = kind == AL_TR_DGRAM_CONNECTED;
   t->family = s->family;
   t->reading = 1;
   t->high = 65536;
@@ -955,8 +956,8 @@ static int l_transport(lua_State *L) {
     struct sigaction sa;
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
   }
-  al_transport_create(L, loop, 1, 2, 3, kind);
-  ((al_Transport *)lua_touserdata(L, -1))->dgram_connected = (unsigned char)connected;
+  al_transport_create(L, loop, 1, 2, 3,
+                      kind == AL_TR_DGRAM && connected ? AL_TR_DGRAM_CONNECTED : kind);
   return 1;
 }
 

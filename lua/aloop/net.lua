@@ -275,7 +275,7 @@ return function(aio, core)
   -- allow_broadcast=, sock=}) -> transport, protocol
   function Loop:create_datagram_endpoint(factory, opts)
     opts = opts or {}
-    local sock = opts.sock
+    local sock, connected = opts.sock, false
     if not sock then
       local la, ra = opts.local_addr, opts.remote_addr
       local family = opts.family
@@ -293,10 +293,10 @@ return function(aio, core)
         sock:close()
         error(err, 0)
       end
-      opts = { remote = rai ~= nil }
+      connected = rai ~= nil
     end
     local protocol = call_factory(factory)
-    return core._transport(self, sock, protocol, "datagram", opts.remote), protocol
+    return core._transport(self, sock, protocol, "datagram", connected), protocol
   end
 
   ---------------------------------------------------------------------------------------------
