@@ -94,4 +94,20 @@ function H.aloop_script(src, args, input)
   return out, err, code
 end
 
+-- H.settle(): inside a task, lets every ready task run until it blocks (the tasks made before
+-- the call run first). A few sleep(0)s: no timing involved.
+function H.settle()
+  local aio = require "aloop"
+  for _ = 1, 5 do aio.sleep(0) end
+end
+
+-- H.assert_cancelled(task): awaiting the task raises CancelledError and it ended cancelled.
+function H.assert_cancelled(t)
+  local aio, assert = require "aloop", require "luassert"
+  local ok, err = pcall(aio.await, t)
+  assert.is_false(ok)
+  assert.is_true(aio.iserror(err, aio.CancelledError), tostring(err))
+  assert.is_true(t:cancelled())
+end
+
 return H

@@ -3,22 +3,9 @@
 local aio = require "aloop"
 local H = require "spec.helper"
 
-local async = H.async
-
--- Lets every ready task run until it blocks (tasks made before this call run first).
-local function settle()
-  for _ = 1, 5 do aio.sleep(0) end
-end
+local async, settle, assert_cancelled = H.async, H.settle, H.assert_cancelled
 
 local function is_cancelled(err) return aio.iserror(err, aio.CancelledError) end
-
--- Awaits a task that must end cancelled.
-local function assert_cancelled(t)
-  local ok, err = pcall(aio.await, t)
-  assert.is_false(ok)
-  assert.is_true(is_cancelled(err), tostring(err))
-  assert.is_true(t:cancelled())
-end
 
 -- Runs fn on a new loop as a task (for the "two loops" specs); returns pcall's results.
 local function on_new_loop(fn)

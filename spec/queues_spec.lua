@@ -3,18 +3,7 @@
 local aio = require "aloop"
 local H = require "spec.helper"
 
-local async = H.async
-
--- Lets every ready task run until it blocks (tasks made before this call run first).
-local function settle()
-  for _ = 1, 5 do aio.sleep(0) end
-end
-
-local function assert_cancelled(t)
-  local ok, err = pcall(aio.await, t)
-  assert.is_false(ok)
-  assert.is_true(aio.iserror(err, aio.CancelledError), tostring(err))
-end
+local async, settle, assert_cancelled = H.async, H.settle, H.assert_cancelled
 
 local function assert_raises(cls, fn, ...)
   local ok, err = pcall(fn, ...)
