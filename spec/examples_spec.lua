@@ -667,6 +667,84 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
     assert.are.equal(7, #r.lines)
   end)
 
+  -- threads and executors (seed 004; 002/001 for run_in_executor)
+
+  it("thread_loop_call_soon: blocking calls posted to a loop in another thread run one after the other", function()
+    local r = run("thread_loop_call_soon")
+    assert_ok(r)
+    assert.are.same({ "start_loop", "More work 0.2" }, { r.lines[1], r.lines[2] })
+    assert.are.equal("More work 0.2", r.lines[4])
+    local t1 = tonumber(r.lines[3]:match("^Finished more work 0%.2 at (%d+%.%d)$"))
+    local t2 = tonumber(r.lines[5]:match("^Finished more work 0%.2 at (%d+%.%d)$"))
+    assert.is_true(t1 >= 0.15 and t2 >= 0.35, table.concat(r.lines, "\n"))
+    assert.are.equal(5, #r.lines)
+  end)
+
+  it("thread_loop_coroutines: coroutines run with run_coroutine_threadsafe overlap", function()
+    local r = run("thread_loop_coroutines")
+    assert_ok(r)
+    assert.are.same({ "TIME: 0.0", "Waiting 0.2", "Waiting 0.2" }, { r.lines[1], r.lines[2], r.lines[3] })
+    for i = 4, 5 do
+      local t = tonumber(r.lines[i]:match("^Finished more work 0%.2 at (%d+%.%d)$"))
+      assert.is_true(t >= 0.15, r.lines[i])
+    end
+    assert.are.equal(5, #r.lines)
+  end)
+
+  it("threadpool_map: results in the order of the list, after every download", function()
+    local r = run("threadpool_map")
+    assert_ok(r)
+    assert.are.same({
+      "http://localhost?s=2\tfinished!",
+      "http://localhost?s=4\tfinished!",
+      "<content of http://localhost?s=2>, <content of http://localhost?s=4>",
+    }, r.lines)
+  end)
+
+  it("threadpool_as_completed: the short job is handled first", function()
+    local r = run("threadpool_as_completed")
+    assert_ok(r)
+    assert.are.same({
+      "load url2 successful", "url:\turl2", "data:\tload url2 successful,timeout=0.1",
+      "load url1 successful", "url:\turl1", "data:\tload url1 successful,timeout=0.4",
+    }, r.lines)
+  end)
+
+  it("threadpool_close_waits: leaving the pool's scope waits for its jobs", function()
+    local r = run("threadpool_close_waits")
+    assert_ok(r)
+    assert.are.same({
+      "load url2 successful, timeout=0.1", "load url1 successful, timeout=0.4",
+      "All tasks has been finished",
+    }, r.lines)
+  end)
+
+  it("processpool_is_prime: as_completed yields every number once, map keeps the order", function()
+    local r = run("processpool_is_prime")
+    assert_ok(r)
+    local first = {}
+    for i = 1, 5 do first[i] = r.lines[i] end
+    table.sort(first)
+    assert.are.same({ "109\ttrue", "25\tfalse", "29\ttrue", "50\tfalse", "61\ttrue" }, first)
+    assert.are.same({ "(25, false)", "(61, true)", "(29, true)", "(50, false)", "(109, true)" },
+      { r.lines[6], r.lines[7], r.lines[8], r.lines[9], r.lines[10] })
+  end)
+
+  it("multiprocessing_pool: apply_async(...):get() and map on processes and threads", function()
+    local r = run("multiprocessing_pool")
+    assert_ok(r)
+    local exps = "2.72 7.39 20.09 54.60 148.41 403.43 1096.63 2980.96 8103.08 22026.47"
+    assert.are.same({ "fetched http://a (timeout 60)", exps, "fetched http://b (timeout 60)", exps }, r.lines)
+  end)
+
+  it("run_in_executor_blocking: the loop keeps ticking while the blocking call runs", function()
+    local r = run("run_in_executor_blocking")
+    assert_ok(r)
+    assert.are.equal("Started blocking at 0.0", r.lines[1])
+    assert.matches("^Finished blocking at %d+%.%d: slept 0%.5$", r.lines[#r.lines - 1])
+    assert.are.equal("the loop ticked on while the call blocked", r.lines[#r.lines])
+  end)
+
   it("every example has a test above", function()
     local tested = {}                             -- the names passed to run() in this file
     for name in read_file(ROOT .. "/spec/examples_spec.lua"):gmatch('run%("([%w_]+)"') do

@@ -264,5 +264,9 @@ int al_call_threadsafe(al_Loop *loop, aloop_cfn fn, void (*drop)(void *), void *
 int al_l_loop_pending(lua_State *L); /* core._loop_pending(loop): see aloop.busted */
 void al_sigint_install(al_Loop *loop);
 void al_sigint_restore(al_Loop *loop);
+void al_sigint_disable_thread(void);
+
+/* threadpool.c: marshalling, concurrent futures, pools and remote loops (src/threads.h) */
+void al_threads_open(lua_State *L);
 
 #endif

@@ -34,6 +34,7 @@ int luaopen_aloop_core(lua_State *L) {
   al_task_open(L);
   al_log_open(L);
   al_debug_open(L);
+  al_threads_open(L);
   lua_pushliteral(L, ALOOP_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

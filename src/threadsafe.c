@@ -5,6 +5,7 @@
 ** and sends the same ev_async.
 */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,10 @@ static al_Loop *volatile sigint_loop; /* signal handlers cannot find the loop ot
 static lua_State *volatile sigint_hooked; /* the Lua thread whose hook the handler armed */
 static struct sigaction sigint_prev;
 static int sigint_owner; /* 1 while our handler is installed */
+static _Thread_local int sigint_never; /* this thread runs a loop of aio.thread: never owns it */
+
+/* Loops run by this OS thread never take SIGINT over (remote loops; see remote.c). */
+void al_sigint_disable_thread(void) { sigint_never = 1; }
 
 static void sigint_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
@@ -156,6 +161,8 @@ static void sigint_disarm(void) {
 
 /* Installs our SIGINT handler for the outermost running loop, unless SIGINT is ignored. */
 void al_sigint_install(al_Loop *loop) {
+  if (sigint_never) return;
+  atomic_signal_fence(memory_order_seq_cst); /* read sigint_owner only in the owning thread */
   if (sigint_owner || loop->sigint_watched) return; /* or a Lua handler owns SIGINT */
   struct sigaction cur;
   sigaction(SIGINT, NULL, &cur);
@@ -170,6 +177,8 @@ void al_sigint_install(al_Loop *loop) {
 }
 
 void al_sigint_restore(al_Loop *loop) {
+  if (sigint_never) return;
+  atomic_signal_fence(memory_order_seq_cst);
   if (!sigint_owner || sigint_loop != loop) return;
   sigaction(SIGINT, &sigint_prev, NULL);
   sigint_disarm();

@@ -169,6 +169,8 @@ aio._default_loop = default_loop
 require("aloop.tasks")(aio, core)
 require("aloop.timeouts")(aio, core)
 require("aloop.taskgroup")(aio, core)
+require("aloop.executor")(aio, core)
+require("aloop.thread")(aio, core)
 require("aloop.locks")(aio, core)
 require("aloop.queues")(aio, core)
 require("aloop.net")(aio, core)
