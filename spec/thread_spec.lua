@@ -53,6 +53,22 @@ describe("aio.thread.start_loop", function()
     assert.error_matches(function() f:result() end, "remote failure")
   end)
 
+  it("cancel() of the future cancels the coroutine's task on the remote loop", function()
+    local f = aio.run_coroutine_threadsafe(function()
+      local aio = require "aloop"
+      STARTED, LOG = true, {}
+      local ok, err = pcall(aio.sleep, 60)
+      LOG[1] = aio.iserror(err, aio.CancelledError) and "cancelled there" or tostring(err)
+      error(err, 0)
+    end, remote)
+    assert.is_true(aio.run_coroutine_threadsafe(function() return STARTED end, remote):result())
+    assert.is_true(f:running())
+    assert.is_true(f:cancel())
+    assert.is_true(f:cancelled())
+    assert.error_matches(function() f:result() end, "cancelled")
+    assert.equal("cancelled there", aio.run_coroutine_threadsafe(function() return LOG[1] end, remote):result())
+  end)
+
   it("result() in a task suspends only that task", function()
     remote:call_soon_threadsafe(function() GATE = require("aloop").get_event_loop():create_future() end)
     local got = H.run(function()

@@ -51,6 +51,7 @@ void al_cf_unref(al_CFut *cf) {
   int left = --cf->refs;
   pthread_mutex_unlock(&cf->mu);
   if (left > 0) return;
+  if (cf->cancel_free) cf->cancel_free(cf->cancel_ud); /* work that never finished */
   al_CWaiter *w = cf->waiters; /* none left when done; a pending one nobody completes */
   while (w) {
     al_CWaiter *next = w->next;
@@ -75,10 +76,14 @@ int al_cf_start(al_CFut *cf) {
 static void cf_done_locked(al_CFut *cf) {
   al_CWaiter *w = cf->waiters;
   cf->waiters = NULL;
+  void (*cancel_free)(void *) = cf->cancel_free;
+  void *cancel_ud = cf->cancel_ud;
   cf->cancel_fn = NULL;
+  cf->cancel_free = NULL;
   pthread_cond_broadcast(&cf->cv);
   cf->refs++; /* the waiters may drop the last other reference */
   pthread_mutex_unlock(&cf->mu);
+  if (cancel_free) cancel_free(cancel_ud);
   while (w) {
     al_CWaiter *next = w->next;
     w->fn(cf, w->ud);
@@ -110,10 +115,9 @@ int al_cf_cancel(al_CFut *cf) {
   }
   if (cf->state == AL_CF_RUNNING && cf->cancel_fn) { /* e.g. a task on a remote loop */
     void (*fn)(al_CFut *, void *) = cf->cancel_fn;
-    void *ud = cf->cancel_ud;
     cf->cancel_fn = NULL;
     cf->state = AL_CF_CANCELLED;
-    fn(cf, ud);
+    fn(cf, cf->cancel_ud);
     cf_done_locked(cf);
     return 1;
   }
@@ -124,6 +128,19 @@ int al_cf_cancel(al_CFut *cf) {
   cf->state = AL_CF_CANCELLED;
   cf_done_locked(cf);
   return 1;
+}
+
+void al_cf_set_canceller(al_CFut *cf, void (*fn)(al_CFut *, void *), void (*free_ud)(void *),
+                         void *ud) {
+  pthread_mutex_lock(&cf->mu);
+  int pending = cf->state == AL_CF_PENDING || cf->state == AL_CF_RUNNING;
+  if (pending) {
+    cf->cancel_fn = fn;
+    cf->cancel_free = free_ud;
+    cf->cancel_ud = ud;
+  }
+  pthread_mutex_unlock(&cf->mu);
+  if (!pending) free_ud(ud);
 }
 
 void al_cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
@@ -442,6 +459,12 @@ static int l_cf_first(lua_State *L) {
   return 1;
 }
 
+/* cf:_id() -> a light userdata naming the shared future (the same in every Lua state). */
+static int cf_id(lua_State *L) {
+  lua_pushlightuserdata(L, al_cf_check(L, 1));
+  return 1;
+}
+
 static int cf_tostring(lua_State *L) {
   al_CFut *cf = al_cf_check(L, 1);
   static const char *const names[] = {"pending", "running", "finished", "cancelled"};
@@ -459,7 +482,7 @@ static const luaL_Reg cf_methods[] = {
     {"cancel", cf_cancel},     {"_wait", cf_wait},          {"_result", cf_result},
     {"_exception", cf_exception}, {"_wrap", cf_wrap},       {"_start", cf_start},
     {"_set_result", cf_set_result}, {"_set_error", cf_set_error},
-    {"_set_cancelled", cf_set_cancelled}, {NULL, NULL},
+    {"_set_cancelled", cf_set_cancelled}, {"_id", cf_id}, {NULL, NULL},
 };
 
 void al_cfuture_open(lua_State *L) {

@@ -202,6 +202,48 @@ static int remote_run_coro(lua_State *L) {
   return 1;
 }
 
+/*
+** Cancelling the concurrent future of a coroutine that runs on a remote loop cancels its task
+** there: the cancel hook posts thread._cancel_coro(cf) to the remote loop (the future is marked
+** cancelled at once, as in asyncio). The hook holds a reference to the Remote.
+*/
+static void cancel_run(lua_State *L, void *ud) {
+  al_CFut *cf = ud;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "aloop");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "thread");
+  lua_getfield(L, -1, "_cancel_coro");
+  al_cf_push(L, cf);
+  al_cf_unref(cf); /* the post's reference (the Lua object holds one now) */
+  lua_call(L, 1, 0);
+}
+
+static void cancel_drop(void *ud) { al_cf_unref(ud); }
+
+static void remote_cancel(al_CFut *cf, void *ud) { /* under cf->mu */
+  Remote *r = ud;
+  cf->refs++; /* for the post */
+  pthread_mutex_lock(&r->mu);
+  int ok = r->loop && al_call_threadsafe(r->loop, cancel_run, cancel_drop, cf) == 0;
+  pthread_mutex_unlock(&r->mu);
+  if (!ok) cf->refs--;
+}
+
+static void remote_cancel_free(void *ud) { remote_unref(ud); }
+
+/* cf:_cancel_via(r) in the remote state: cancel() of cf will cancel the task there. */
+static int l_cf_cancel_via(lua_State *L) {
+  al_CFut *cf = al_cf_check(L, 1);
+  Remote *r = lua_touserdata(L, 2);
+  luaL_argcheck(L, r != NULL, 2, "remote expected");
+  pthread_mutex_lock(&r->mu);
+  r->refs++;
+  pthread_mutex_unlock(&r->mu);
+  al_cf_set_canceller(cf, remote_cancel, remote_cancel_free, r);
+  return 0;
+}
+
 /* remote:stop(): asks the remote loop to stop (a no-op when it already has). */
 static void stop_cb(lua_State *L, void *ud) {
   Remote *r = ud;
@@ -328,4 +370,6 @@ void al_remote_open(lua_State *L) {
   lua_setfield(L, -2, "_start_loop");
   lua_pushcfunction(L, l_remote_state);
   lua_setfield(L, -2, "_remote_state");
+  lua_pushcfunction(L, l_cf_cancel_via);
+  lua_setfield(L, -2, "_cf_cancel_via");
 }

@@ -64,7 +64,10 @@ struct al_CFut {
   int ok;    /* finished with results (1) or an error (0) */
   al_Buf out; /* marshalled results or error, set once finished */
   al_CWaiter *waiters;
-  void (*cancel_fn)(al_CFut *cf, void *ud); /* running and cancellable elsewhere (remote tasks) */
+  /* Running work that can be cancelled where it runs (a task on a remote loop): cancel_fn runs
+     under mu when cancel() is called; cancel_free(ud) once the hook is dropped (outside mu). */
+  void (*cancel_fn)(al_CFut *cf, void *ud);
+  void (*cancel_free)(void *ud);
   void *cancel_ud;
 };
 
@@ -76,6 +79,9 @@ int al_cf_start(al_CFut *cf);
 /* Finishes with the bytes in *out (taken); ignored when already cancelled. */
 void al_cf_finish(al_CFut *cf, int ok, al_Buf *out);
 int al_cf_cancel(al_CFut *cf);
+/* Installs the cancel hook of running work (see al_CFut); when cf is done already, frees ud. */
+void al_cf_set_canceller(al_CFut *cf, void (*fn)(al_CFut *, void *), void (*free_ud)(void *),
+                         void *ud);
 /* Calls fn(cf, ud) once the future is done (at once, on this thread, when it is). */
 void al_cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud);
 /* Pushes a new Lua ConcurrentFuture object that holds a reference to cf. */

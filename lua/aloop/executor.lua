@@ -62,6 +62,19 @@ return function(aio, core)
 
   function executor.isfuture(x) return getmetatable(x) == cf_mt end
 
+  -- aio.wrap_future(cf [, loop]) -> a future of the loop (default: the running or current one)
+  -- that follows the concurrent future, for aio.wait, aio.gather and friends. Cancelling the
+  -- wrapper cancels cf (if its work has not started, or it runs on a remote loop).
+  function aio.wrap_future(cf, loop)
+    if getmetatable(cf) ~= cf_mt then
+      if core.isfuture(cf) then return cf end
+      error("aloop.wrap_future: a concurrent future expected, got " .. tostring(cf), 2)
+    end
+    local fut = cf:_wrap(loop or aio._default_loop())
+    fut:add_done_callback(function(f) if f:cancelled() then cf:cancel() end end)
+    return fut
+  end
+
   -- aio.await(cf) works too.
   local await0 = aio.await
   function aio.await(aw, ...)
@@ -236,10 +249,7 @@ return function(aio, core)
     if getmetatable(ex) ~= Pool then
       error("aloop.run_in_executor: an executor (aio.executor.ThreadPool/ProcessPool) or nil expected", 2)
     end
-    local cf = ex._c:submit(fn, ...)
-    local fut = cf:_wrap(self)
-    fut:add_done_callback(function(f) if f:cancelled() then cf:cancel() end end)
-    return fut
+    return aio.wrap_future(ex._c:submit(fn, ...), self)
   end
 
   function Loop:shutdown_default_executor()

@@ -43,6 +43,7 @@ return function(aio, core)
   -- In the new thread: run the loop until remote:stop(); then run what was posted before the
   -- stop, cancel the tasks that are left (their concurrent futures are cancelled) and close.
   function thread._serve(r)
+    thread._remote = r
     local loop = aio.new_event_loop()
     aio.set_event_loop(loop)
     core._remote_state(r, "running", loop)
@@ -62,11 +63,17 @@ return function(aio, core)
     if not ok then error(err, 0) end
   end
 
-  -- In the remote thread: fn(...) as a task whose outcome completes the concurrent future.
+  -- In the remote thread: fn(...) as a task whose outcome completes the concurrent future;
+  -- cancelling that future (from any thread) cancels the task (_cancel_coro).
+  local running = {} -- concurrent future id -> its task
   function thread._start_coro(cf, fn, ...)
     if not cf:_start() then return end
     local task = aio.get_event_loop():create_task(fn, ...)
+    local id = cf:_id()
+    running[id] = task
+    core._cf_cancel_via(cf, thread._remote)
     task:add_done_callback(function(t)
+      running[id] = nil
       if t:cancelled() then
         if not thread._stopping then return cf:_set_cancelled() end
         return cf:_set_error(aio.CancelledError(
@@ -75,5 +82,10 @@ return function(aio, core)
       local res = table.pack(pcall(t.result, t))
       if res[1] then cf:_set_result(unpack(res, 2, res.n)) else cf:_set_error(res[2]) end
     end)
+  end
+
+  function thread._cancel_coro(cf)
+    local task = running[cf:_id()]
+    if task then task:cancel() end
   end
 end
