@@ -241,6 +241,20 @@ describe("ThreadPool", function()
     assert.same({ 4, 9 }, { got[1], got[2] })
   end)
 
+  it("runs 2,000 small jobs on 4 threads and every result arrives once", function()
+    local p = aio.executor.ThreadPool(4)
+    local futs = {}
+    for i = 1, 2000 do futs[i] = p:submit(function(x) return x * 2 end, i) end
+    local sum, n = 0, 0
+    for f in aio.executor.as_completed(futs) do
+      sum = sum + f:result()
+      n = n + 1
+    end
+    p:shutdown()
+    assert.equal(2000, n)
+    assert.equal(2000 * 2001, sum)
+  end)
+
   it("refuses a size that is not a positive integer", function()
     assert.error_matches(function() aio.executor.ThreadPool(0) end, "positive integer")
   end)
@@ -267,6 +281,19 @@ describe("run_in_executor and to_thread", function()
     end)
     assert.equal("released by a callback", got)
     os.remove(p)
+  end)
+
+  it("aio.to_thread outside a task returns the future", function()
+    local loop = aio.new_event_loop()
+    local fut = aio.to_thread(function() return "later" end)
+    assert.is_true(aio.isfuture(fut))
+    aio.set_event_loop(loop)
+    local fut2 = aio.to_thread(function() return "on this loop" end)
+    assert.equal("on this loop", loop:run_until_complete(fut2))
+    aio.set_event_loop(nil)
+    loop:close()
+    fut:get_loop():run_until_complete(fut)
+    fut:get_loop():close()
   end)
 
   it("raises the worker's error in the awaiting task", function()

@@ -99,6 +99,41 @@ describe("aio.thread.start_loop", function()
   end)
 end)
 
+describe("remote loops under load", function()
+  it("four remote loops each run 200 coroutines posted from this thread", function()
+    local remotes, futs = {}, {}
+    for r = 1, 4 do remotes[r] = aio.thread.start_loop() end
+    for i = 1, 800 do
+      local r = remotes[(i % 4) + 1]
+      futs[i] = aio.run_coroutine_threadsafe(aio.coro(function(x)
+        require("aloop").sleep(0)
+        return x + 1
+      end, i), r)
+    end
+    local sum = 0
+    for i = 1, 800 do sum = sum + futs[i]:result() end
+    for _, r in ipairs(remotes) do
+      r:stop()
+      r:join()
+    end
+    assert.equal(800 * 801 / 2 + 800, sum)
+  end)
+
+  it("a call that raises is reported by the remote loop's exception handler; the loop goes on", function()
+    local out, err, code = H.capture(H.q(H.bin) .. [[ -e '
+      local aio = require "aloop"
+      local r = aio.thread.start_loop()
+      r:call_soon_threadsafe(function() error("posted call failed") end)
+      print(aio.run_coroutine_threadsafe(function() return "still running" end, r):result())
+      r:stop()
+      r:join()']])
+    assert.equal(0, code)
+    assert.equal("still running\n", out)
+    assert.matches("Exception in a thread%-safe call", err)
+    assert.matches("posted call failed", err)
+  end)
+end)
+
 describe("a remote loop that stops", function()
   it("stop() and join() end its thread; is_running() is then false", function()
     local remote = aio.thread.start_loop()
