@@ -13,6 +13,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -916,6 +918,10 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   t->high = 65536;
   t->low = 16384;
   t->limit = 65536;
+  if (kind == AL_TR_SOCK && (s->family == AF_INET || s->family == AF_INET6)) {
+    int one = 1; /* as asyncio: no Nagle delay on TCP transports */
+    setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   ev_io_init(&t->rio, read_cb, t->fd, EV_READ);
   ev_io_init(&t->wio, write_cb, t->fd, EV_WRITE);
   t->rio.data = t->wio.data = t;
