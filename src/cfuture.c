@@ -402,61 +402,95 @@ static int cf_set_cancelled(lua_State *L) {
   return 0;
 }
 
-/* Wakes a thread blocked in _first (reference-counted: it may have returned already). */
-typedef struct Any {
+/*
+** A wait set (executor.as_completed outside tasks): registered once on each future, it queues
+** them as they finish; the waiting thread takes them in that order. Reference-counted: every
+** registration holds one until its future is done, the Lua object one until collected.
+*/
+typedef struct WaitSet {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int refs, fired;
-} Any;
+  int refs;
+  al_CFut **done; /* finished, in order; head..n not taken yet */
+  int n, cap, head;
+} WaitSet;
 
-static void any_unref_locked(Any *a) {
-  int left = --a->refs;
-  pthread_mutex_unlock(&a->mu);
+#define AL_WAITSET_MT "aloop.WaitSet"
+
+static void ws_unref_locked(WaitSet *ws) {
+  int left = --ws->refs;
+  pthread_mutex_unlock(&ws->mu);
   if (left) return;
-  pthread_mutex_destroy(&a->mu);
-  pthread_cond_destroy(&a->cv);
-  free(a);
+  pthread_mutex_destroy(&ws->mu);
+  pthread_cond_destroy(&ws->cv);
+  free(ws->done);
+  free(ws);
 }
 
-static void any_notify(al_CFut *cf, void *ud) {
-  Any *a = ud;
-  (void)cf;
-  pthread_mutex_lock(&a->mu);
-  a->fired = 1;
-  pthread_cond_signal(&a->cv);
-  any_unref_locked(a);
+static void ws_notify(al_CFut *cf, void *ud) {
+  WaitSet *ws = ud;
+  pthread_mutex_lock(&ws->mu);
+  if (ws->n < ws->cap) ws->done[ws->n++] = cf; /* cap is the number of futures */
+  pthread_cond_signal(&ws->cv);
+  ws_unref_locked(ws);
 }
 
-/* core._cf_first({cf...}, timeout or nil): blocks until one of them is done (or the timeout). */
-static int l_cf_first(lua_State *L) {
+/* core._cf_waitset({cf...}) -> a wait set over these futures */
+static int l_cf_waitset(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  double timeout = luaL_optnumber(L, 2, -1);
-  Any *a = calloc(1, sizeof *a);
-  if (!a) return luaL_error(L, "aloop: out of memory");
-  pthread_mutex_init(&a->mu, NULL);
-  cond_init_monotonic(&a->cv);
-  a->refs = 1;
   lua_Integer n = luaL_len(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
-    al_CFut *cf = al_cf_check(L, -1);
+    al_cf_check(L, -1);
     lua_pop(L, 1);
-    pthread_mutex_lock(&a->mu);
-    a->refs++;
-    pthread_mutex_unlock(&a->mu);
-    al_cf_on_done(cf, any_notify, a);
   }
+  WaitSet **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, AL_WAITSET_MT);
+  WaitSet *ws = calloc(1, sizeof *ws);
+  if (!ws || !(ws->done = calloc((size_t)n + 1, sizeof *ws->done))) {
+    free(ws);
+    return luaL_error(L, "aloop: out of memory");
+  }
+  pthread_mutex_init(&ws->mu, NULL);
+  cond_init_monotonic(&ws->cv);
+  ws->cap = (int)n;
+  ws->refs = 1 + (int)n;
+  *box = ws;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
+    al_cf_on_done(al_cf_check(L, -1), ws_notify, ws);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* ws:next(timeout or nil) -> the id (cf:_id()) of the next future to finish, or nil on timeout */
+static int ws_next(lua_State *L) {
+  WaitSet *ws = *(WaitSet **)luaL_checkudata(L, 1, AL_WAITSET_MT);
+  double timeout = luaL_optnumber(L, 2, -1);
   struct timespec dl;
   if (timeout >= 0) deadline_after(timeout, &dl);
-  pthread_mutex_lock(&a->mu);
-  while (!a->fired) {
-    if (timeout < 0) pthread_cond_wait(&a->cv, &a->mu);
-    else if (pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT) break;
+  pthread_mutex_lock(&ws->mu);
+  while (ws->head == ws->n && ws->head < ws->cap) {
+    if (timeout < 0) pthread_cond_wait(&ws->cv, &ws->mu);
+    else if (pthread_cond_timedwait(&ws->cv, &ws->mu, &dl) == ETIMEDOUT) break;
   }
-  int fired = a->fired;
-  any_unref_locked(a);
-  lua_pushboolean(L, fired);
+  al_CFut *cf = ws->head < ws->n ? ws->done[ws->head++] : NULL;
+  pthread_mutex_unlock(&ws->mu);
+  if (cf) lua_pushlightuserdata(L, cf);
+  else lua_pushnil(L);
   return 1;
+}
+
+static int ws_gc(lua_State *L) {
+  WaitSet **box = luaL_checkudata(L, 1, AL_WAITSET_MT);
+  if (*box) {
+    pthread_mutex_lock(&(*box)->mu);
+    ws_unref_locked(*box);
+  }
+  *box = NULL;
+  return 0;
 }
 
 /* cf:_id() -> a light userdata naming the shared future (the same in every Lua state). */
@@ -498,6 +532,14 @@ void al_cfuture_open(lua_State *L) {
   lua_pushcfunction(L, cf_eq);
   lua_setfield(L, -2, "__eq");
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_cf_first);
-  lua_setfield(L, -2, "_cf_first");
+  luaL_newmetatable(L, AL_WAITSET_MT);
+  lua_pushcfunction(L, ws_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, ws_next);
+  lua_setfield(L, -2, "next");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_cf_waitset);
+  lua_setfield(L, -2, "_cf_waitset");
 }

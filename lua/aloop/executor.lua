@@ -82,7 +82,7 @@ return function(aio, core)
     return await0(aw, ...)
   end
 
-  -- executor.wait_any(futs, timeout): blocks or suspends until one of them is done.
+  -- The futures of a list, or of a set keyed by them; anything else is an error.
   local function list_of(futs, what)
     if type(futs) ~= "table" then error(what .. ": a list or set of futures expected", 3) end
     local list = {}
@@ -99,40 +99,35 @@ return function(aio, core)
     return list
   end
 
-  local function wait_any(list, timeout)
-    if in_task() then
-      local loop = core.get_running_loop()
-      local signals = {}
-      for i, f in ipairs(list) do signals[i] = f:_wrap(loop, true) end
-      local ok, err = pcall(aio.wait, signals, { timeout = timeout, return_when = aio.FIRST_COMPLETED })
-      for _, s in ipairs(signals) do if not s:done() then s:cancel() end end
-      if not ok then error(err, 0) end
-      return
-    end
-    return core._cf_first(list, timeout)
-  end
-
   -- executor.as_completed(futs, timeout): for fut in as_completed(futs) do ... end, in the
-  -- order they finish (a list, or a set keyed by the futures). TimeoutError after `timeout`.
+  -- order they finish (a list, or a set keyed by the futures). Inside a task it suspends the
+  -- task; elsewhere it blocks this thread. TimeoutError after `timeout` seconds.
   function executor.as_completed(futs, timeout)
-    local pending = list_of(futs, "aloop.executor.as_completed")
-    local deadline = timeout and core._monotonic() + timeout
-    local ready = {}
-    return function()
-      while true do
-        if #ready > 0 then return table.remove(ready, 1) end
-        if #pending == 0 then return nil end
-        local left = {}
-        for _, f in ipairs(pending) do
-          if f:done() then ready[#ready + 1] = f else left[#left + 1] = f end
-        end
-        pending = left
-        if #ready == 0 then
-          local remaining = deadline and deadline - core._monotonic()
-          if remaining and remaining <= 0 then error(timeout_error("as_completed"), 2) end
-          wait_any(pending, remaining)
-        end
+    local list = list_of(futs, "aloop.executor.as_completed")
+    if timeout ~= nil and type(timeout) ~= "number" then
+      error("aloop.executor.as_completed: timeout must be a number or nil", 2)
+    end
+    if in_task() then
+      local loop, signals, of = core.get_running_loop(), {}, {}
+      for i, f in ipairs(list) do
+        signals[i] = f:_wrap(loop, true) -- completes with no values when f is done
+        of[signals[i]] = f
       end
+      local it = aio.as_completed(signals, { timeout = timeout })
+      return function()
+        local s = it()
+        return s and of[s]
+      end
+    end
+    local ws, of, left = core._cf_waitset(list), {}, #list
+    for _, f in ipairs(list) do of[f:_id()] = f end
+    local deadline = timeout and core._monotonic() + timeout
+    return function()
+      if left == 0 then return nil end
+      local id = ws:next(deadline and math.max(0, deadline - core._monotonic()))
+      if id == nil then error(timeout_error("as_completed"), 2) end
+      left = left - 1
+      return of[id]
     end
   end
 
