@@ -126,8 +126,15 @@ static void child_main(Pool *p) {
 static int child_start(Pool *p, Child *c) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return -1;
-  fflush(NULL); /* or the child would write the parent's buffered output again */
+  /* Hold stdout/stderr across the fork: another thread printing at that moment would leave the
+     child a stream locked forever. Flushed first, or the child would write the parent's
+     buffered output again. */
+  flockfile(stdout);
+  flockfile(stderr);
+  fflush(NULL);
   pid_t pid = fork();
+  funlockfile(stderr);
+  funlockfile(stdout);
   if (pid < 0) {
     close(sv[0]), close(sv[1]);
     return -1;
