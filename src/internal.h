@@ -204,6 +204,9 @@ int al_checksignal(lua_State *L, int idx); /* a number or a name like "SIGTERM" 
 void al_signal_open(lua_State *L);
 void al_signal_close(lua_State *L, al_Loop *loop, int loopidx);
 
+/* process.c (subprocess.lua is its Lua half) */
+void al_process_open(lua_State *L);
+
 /* handle.c */
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx);

@@ -860,6 +860,7 @@ void al_loop_open(lua_State *L) {
   luaL_newlib(L, loop_methods);
   al_io_open(L);
   al_signal_open(L);
+  al_process_open(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "Loop"); /* module.Loop = methods */
   lua_pushnil(L);

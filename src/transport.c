@@ -152,6 +152,10 @@ static void force_close(lua_State *L, al_Transport *t, int tidx, int excidx) {
   tidx = lua_absindex(L, tidx);
   if (excidx) excidx = lua_absindex(L, excidx);
   t->lost = t->closing = 1;
+  if (excidx) { /* drain() right after a failed write raises this error (BrokenPipeError) */
+    lua_pushvalue(L, excidx);
+    lua_setiuservalue(L, tidx, UV_EXC);
+  }
   al_watch_stop(t->loop, &t->rio);
   al_watch_stop(t->loop, &t->wio);
   buf_free(&t->wbuf);

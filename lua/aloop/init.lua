@@ -175,5 +175,6 @@ require("aloop.locks")(aio, core)
 require("aloop.queues")(aio, core)
 require("aloop.net")(aio, core)
 require("aloop.streams")(aio, core)
+require("aloop.subprocess")(aio, core)
 
 return aio

@@ -89,6 +89,7 @@ return function(aio, core)
     return setmetatable({ _tr = tr, _limit = limit }, StreamReader),
       setmetatable({ transport = tr }, StreamWriter)
   end
+  aio._streams = streams -- subprocess.lua: a Process's pipes
 
   local function stream_protocol(limit, on_made)
     return {

@@ -1,0 +1,283 @@
+-- Subprocesses (API.md §7): the Lua half of process.c. The child is spawned and reaped in C;
+-- here its pipes become pipe transports (transport.c), the SubprocessProtocol is called
+-- (pipe_data_received, pipe_connection_lost, process_exited, connection_lost), and the
+-- high-level Process wraps the pipes in a StreamWriter (stdin) and StreamReaders (stdout,
+-- stderr). loop:subprocess_exec/subprocess_shell, aio.create_subprocess_exec/_shell.
+return function(aio, core)
+  local await = core.await_future
+  local PIPE, STDOUT, DEVNULL = -1, -2, -3 -- the values Python's subprocess module uses
+  aio.subprocess = { PIPE = PIPE, STDOUT = STDOUT, DEVNULL = DEVNULL }
+  local Loop, ST = core.Loop, core.SubprocessTransport
+  local DEFAULT_LIMIT = 65536
+
+  local KNOWN = { stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
+    pass_fds = true }
+
+  local function bad(fn, fmt, ...) error(("aloop.%s: " .. fmt):format(fn, ...), 4) end
+
+  local function has_fileno(v)
+    local ok, f = pcall(function() return v.fileno end)
+    return ok and type(f) == "function"
+  end
+
+  -- Checks the options table and returns it (or {}): a mistake is an error naming the option.
+  local function check_opts(fn, opts)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then bad(fn, "options must be a table (got %s)", type(opts)) end
+    for k in pairs(opts) do
+      if not KNOWN[k] then bad(fn, "unknown option '%s'", tostring(k)) end
+    end
+    for _, name in ipairs { "stdin", "stdout", "stderr" } do
+      local v = opts[name]
+      if math.type(v) == "integer" then
+        if v == STDOUT and name ~= "stderr" then bad(fn, "STDOUT is only valid for stderr") end
+        if v < DEVNULL then bad(fn, "%s: invalid value %d", name, v) end
+      elseif io.type(v) == "closed file" then
+        bad(fn, "%s: the file is closed", name)
+      elseif v ~= nil and io.type(v) ~= "file" and not has_fileno(v) then
+        bad(fn, "%s must be PIPE, STDOUT, DEVNULL, an fd or a file (got %s)", name, tostring(v))
+      end
+    end
+    if opts.cwd ~= nil and type(opts.cwd) ~= "string" then bad(fn, "cwd must be a string") end
+    if opts.env ~= nil and type(opts.env) ~= "table" then bad(fn, "env must be a table") end
+    if opts.pass_fds ~= nil and type(opts.pass_fds) ~= "table" then
+      bad(fn, "pass_fds must be a list of fds")
+    end
+    local limit = opts.limit
+    if limit ~= nil and (math.type(limit) ~= "integer" or limit <= 0) then
+      bad(fn, "limit must be a positive integer (got %s)", tostring(limit))
+    end
+    return opts
+  end
+
+  -- Splits (program, arg1, ..., [opts]) into argv and opts.
+  local function exec_args(fn, program, ...)
+    if type(program) ~= "string" or program == "" then
+      bad(fn, "the program must be a non-empty string (got %s)", tostring(program))
+    end
+    local argv, n = { program }, select("#", ...)
+    local opts = n > 0 and type(select(n, ...)) == "table" and select(n, ...) or nil
+    if opts then n = n - 1 end
+    for i = 1, n do
+      local a = select(i, ...)
+      if type(a) ~= "string" and type(a) ~= "number" then
+        bad(fn, "argument %d must be a string (got %s)", i, type(a))
+      end
+      argv[#argv + 1] = tostring(a)
+    end
+    return argv, check_opts(fn, opts)
+  end
+
+  local function shell_args(fn, cmd, opts)
+    if type(cmd) ~= "string" then bad(fn, "cmd must be a string (got %s)", type(cmd)) end
+    return { "/bin/sh", "-c", cmd }, check_opts(fn, opts)
+  end
+
+  ---------------------------------------------------------------------------------------------
+  -- SubprocessTransport: C methods (get_pid, get_returncode, send_signal, terminate, kill) plus
+  -- these. Its state table (tr:_state()) holds the protocol, the pipe transports by fd, the
+  -- number of pipes still open and the futures wait() hands out.
+
+  local function call(st, name, ...)
+    local proto = st.protocol
+    local m = proto and proto[name]
+    if m then m(proto, ...) end
+  end
+
+  -- connection_lost(nil) once the child is reaped and every pipe is closed.
+  local function try_finish(tr, st)
+    if st.finished or tr:get_returncode() == nil or st.open > 0 then return end
+    st.finished = true
+    call(st, "connection_lost", nil)
+  end
+
+  local function on_exit(tr)
+    local st = tr:_state()
+    call(st, "process_exited")
+    local rc = tr:get_returncode()
+    local waiters = st.waiters
+    st.waiters = {}
+    for _, f in ipairs(waiters) do
+      if not f:done() then f:set_result(rc) end
+    end
+    try_finish(tr, st)
+  end
+
+  -- The protocol of one pipe transport in protocol mode: forwards to the subprocess protocol.
+  local function pipe_protocol(tr, st, fd)
+    return {
+      data_received = function(_, data) call(st, "pipe_data_received", fd, data) end,
+      pause_writing = function() call(st, "pause_writing") end,
+      resume_writing = function() call(st, "resume_writing") end,
+      connection_lost = function(_, exc)
+        st.open = st.open - 1
+        call(st, "pipe_connection_lost", fd, exc)
+        try_finish(tr, st)
+      end,
+    }
+  end
+
+  -- Spawns argv and makes its pipe transports. With a protocol, the pipes call it; with
+  -- stream_limit instead, they are stream-mode transports for StreamReader/StreamWriter.
+  local function start(loop, argv, opts, protocol, stream_limit)
+    local tr, s0, s1, s2 = core._spawn(loop, argv, opts.stdin, opts.stdout, opts.stderr, opts.cwd,
+      opts.env, opts.pass_fds)
+    local st = tr:_state()
+    st.protocol, st.pipes, st.open, st.waiters, st.loop = protocol, {}, 0, {}, loop
+    tr:_set_on_exit(on_exit)
+    for fd, sock in pairs { [0] = s0, s1, s2 } do
+      local ptr = core._transport(loop, sock, stream_limit and {} or pipe_protocol(tr, st, fd), "pipe")
+      if fd == 0 then ptr:pause_reading() end -- a write pipe is never read
+      if stream_limit then ptr:_set_stream(stream_limit) else st.open = st.open + 1 end
+      st.pipes[fd] = ptr
+    end
+    return tr, st
+  end
+
+  function ST:get_pipe_transport(fd) return self:_state().pipes[fd] end
+  function ST:get_protocol() return self:_state().protocol end
+  function ST:get_loop() return self:_state().loop end
+  function ST:is_closing() return self:_state().closed == true end
+  function ST:get_extra_info(name, default)
+    if name == "subprocess" then return self end
+    return default
+  end
+
+  -- close(): closes the pipes and kills the child if it is still running (not if it exited).
+  function ST:close()
+    local st = self:_state()
+    if st.closed then return end
+    st.closed = true
+    for _, ptr in pairs(st.pipes) do ptr:close() end
+    if self:get_returncode() == nil then self:kill() end
+  end
+
+  -- _wait(): suspends until the child is reaped; returns its returncode. Cancelling the
+  -- waiting task cancels only its own future.
+  function ST:_wait()
+    local rc = self:get_returncode()
+    if rc ~= nil then return rc end
+    local st = self:_state()
+    local f = st.loop:create_future()
+    st.waiters[#st.waiters + 1] = f
+    return await(f)
+  end
+
+  local mt = core._SubprocessTransport_mt
+  mt.__close = function(tr) tr:close() end
+
+  local function call_factory(factory)
+    local protocol = factory()
+    if protocol == nil then error("aloop: the protocol factory returned nil", 3) end
+    return protocol
+  end
+
+  local function subprocess(loop, factory, argv, opts)
+    local protocol = call_factory(factory)
+    local tr = start(loop, argv, opts, protocol)
+    call(tr:_state(), "connection_made", tr)
+    return tr, protocol
+  end
+
+  -- loop:subprocess_exec(factory, program, arg1, ..., opts) -> transport, protocol
+  function Loop:subprocess_exec(factory, ...)
+    local argv, opts = exec_args("subprocess_exec", ...)
+    return subprocess(self, factory, argv, opts)
+  end
+
+  -- loop:subprocess_shell(factory, cmd, opts) -> transport, protocol
+  function Loop:subprocess_shell(factory, cmd, opts)
+    local argv, o = shell_args("subprocess_shell", cmd, opts)
+    return subprocess(self, factory, argv, o)
+  end
+
+  ---------------------------------------------------------------------------------------------
+  -- Process (high level).
+
+  local Process = { __name = "aloop.Process" }
+  aio.Process = Process
+
+  function Process.__index(self, k)
+    if k == "returncode" then return self._transport:get_returncode() end
+    return Process[k]
+  end
+
+  function Process:wait() return self._transport:_wait() end
+  function Process:send_signal(sig) return self._transport:send_signal(sig) end
+  function Process:terminate() return self._transport:terminate() end
+  function Process:kill() return self._transport:kill() end
+
+  local function pipe_gone(err)
+    return aio.iserror(err, aio.BrokenPipeError) or aio.iserror(err, aio.ConnectionResetError)
+  end
+
+  -- communicate(input) -> stdout_data, stderr_data: feeds input to stdin (then closes it) while
+  -- reading stdout and stderr to EOF, then waits for the exit. A child that exits without
+  -- reading its input is not an error (the broken pipe is ignored).
+  function Process:communicate(input)
+    local stdin, stdout, stderr = self.stdin, self.stdout, self.stderr
+    local function feed()
+      if not stdin then return end
+      if input ~= nil and input ~= "" then
+        local ok, err = pcall(function()
+          stdin:write(input)
+          stdin:drain()
+        end)
+        if not ok and not pipe_gone(err) and not stdin:is_closing() then error(err, 0) end
+      end
+      stdin:close()
+    end
+    local function read_all(r)
+      if r then return r:read() end
+    end
+    local res = aio.gather(aio.coro(feed), aio.coro(read_all, stdout), aio.coro(read_all, stderr))
+    self:wait()
+    return res[2], res[3]
+  end
+
+  -- local p <close> = create_subprocess_exec(...): closes the pipes, kills the child if it is
+  -- still running, and inside a task waits until it is reaped (no zombie, no watcher left).
+  function Process:__close()
+    local tr = self._transport
+    local running = tr:get_returncode() == nil
+    tr:close()
+    if running and core.current_task() then tr:_wait() end
+  end
+
+  function Process:__tostring()
+    local rc = self.returncode
+    return ("<aloop.Process %d %s>"):format(self.pid, rc == nil and "running" or "returncode=" .. rc)
+  end
+
+  local function running_loop(fn)
+    local loop = core._running_loop()
+    if not loop then error("aloop." .. fn .. ": not inside a task; use aio.run(main)", 3) end
+    return loop
+  end
+
+  local function new_process(loop, argv, opts)
+    local limit = opts.limit or DEFAULT_LIMIT
+    local tr, st = start(loop, argv, opts, nil, limit)
+    local p = setmetatable({ pid = tr:get_pid(), _transport = tr }, Process)
+    local pipes = st.pipes
+    if pipes[0] then p.stdin = select(2, aio._streams(pipes[0], limit)) end
+    if pipes[1] then p.stdout = aio._streams(pipes[1], limit) end
+    if pipes[2] then p.stderr = aio._streams(pipes[2], limit) end
+    return p
+  end
+
+  -- create_subprocess_exec(program, arg1, ..., {stdin=, stdout=, stderr=, cwd=, env=, limit=,
+  -- pass_fds=}) -> Process. Raises OSError (errno ENOENT) when the program is not found.
+  function aio.create_subprocess_exec(...)
+    local loop = running_loop("create_subprocess_exec")
+    local argv, opts = exec_args("create_subprocess_exec", ...)
+    return new_process(loop, argv, opts)
+  end
+
+  -- create_subprocess_shell(cmd, opts) -> Process: cmd runs under /bin/sh -c.
+  function aio.create_subprocess_shell(cmd, opts)
+    local loop = running_loop("create_subprocess_shell")
+    local argv, o = shell_args("create_subprocess_shell", cmd, opts)
+    return new_process(loop, argv, o)
+  end
+end
