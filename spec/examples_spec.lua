@@ -386,6 +386,71 @@ describe("examples", function()
     end
   end)
 
+  -- Subprocesses (seeds 000, 002, 004)
+  it("subprocess_get_date reads one line of a child's stdout", function()
+    local r = run("subprocess_get_date")
+    assert_ok(r)
+    assert.are.equal(1, #r.lines, r.out)
+    assert.matches("^Current date: %d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$", r.lines[1])
+  end)
+
+  it("subprocess_sleep_parallel: sequential children one by one, parallel ones overlap", function()
+    local r = run("subprocess_sleep_parallel")
+    assert_ok(r)
+    local l = r.lines
+    assert.are.same({"sequential:", "start 1 (pid ok)", "done 1: exit 0", "start 2 (pid ok)",
+      "done 2: exit 0", "start 3 (pid ok)", "done 3: exit 0", "parallel:",
+      "start 1 (pid ok)", "start 2 (pid ok)", "start 3 (pid ok)"}, {table.unpack(l, 1, 11)})
+    assert.are.same({"done 1: exit 0", "done 2: exit 0", "done 3: exit 0"}, sorted(l, 12, 14))
+    local seq, par = l[15]:match("^sequential took ([%d.]+) s, parallel ([%d.]+) s$")
+    assert.is_true(tonumber(seq) >= 0.3, l[15]) -- three sleeps of 0.1 s, one after the other
+    assert.is_true(tonumber(par) >= 0.1, l[15])
+  end)
+
+  it("subprocess_pipe_script pipes a script into `aloop -` and reads its lines", function()
+    local r = run("subprocess_pipe_script")
+    assert_ok(r)
+    assert.are.same({"got: line 1 from the child", "got: line 2 from the child",
+      "got: line 3 from the child", "exit code: 0"}, r.lines)
+  end)
+
+  it("subprocess_ping_lines reads a command's lines as they come", function()
+    local r = run("subprocess_ping_lines", "3")
+    assert_ok(r)
+    assert.are.same({"reply 1: 64 bytes from 127.0.0.1: icmp_seq=1 ttl=64",
+      "reply 2: 64 bytes from 127.0.0.1: icmp_seq=2 ttl=64",
+      "reply 3: 64 bytes from 127.0.0.1: icmp_seq=3 ttl=64", "ping exited with 0"}, r.lines)
+  end)
+
+  it("subprocess_ctrl_c: SIGINT cancels every task and their children are killed", function()
+    local out, errf = os.tmpname(), os.tmpname()
+    -- started in the background with SIGINT at its default (a shell's background jobs ignore
+    -- it); SIGINT is sent once the example says its children run; bounded waits only
+    -- (not run("subprocess_ctrl_c"): the signal comes from outside. --foreground: timeout passes
+    -- the SIGINT to the example only, once, as a terminal would)
+    local cmd = ("cd %s && (env --default-signal=INT timeout --foreground -k 5 60 %s examples/subprocess_ctrl_c.lua >%s 2>%s & "
+      .. "p=$!; i=0; while ! grep -q ready %s && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; "
+      .. "kill -INT $p; wait $p; echo \"status $?\")"):format(q(ROOT), q(BIN), q(out), q(errf), q(out))
+    local p = assert(io.popen(cmd))
+    local status = p:read("a")
+    p:close()
+    local r = {out = read_file(out) or "", err = read_file(errf) or ""}
+    os.remove(out)
+    os.remove(errf)
+    assert.are.equal("status 0\n", status, r.out .. r.err)
+    assert.are.equal("", r.err)
+    local lines = split_lines(r.out)
+    assert.are.same({"ready", "KeyboardInterrupt: cancelling all tasks"}, {table.unpack(lines, 1, 2)})
+    assert.are.same({"worker 1 cancelled", "worker 2 cancelled", "worker 3 cancelled"}, sorted(lines, 3, 5))
+    -- each child is dead: killed by its Process's close (-9), or by the SIGINT itself (-2) when
+    -- it reaches the whole process group, as a terminal's Ctrl+C does
+    for i = 1, 3 do
+      local rc = lines[5 + i]:match("^task " .. i .. " cancelled: true, child returncode (%-%d+)$")
+      assert.is_truthy(rc == "-9" or rc == "-2", lines[5 + i])
+    end
+    assert.are.same({"clean exit"}, {table.unpack(lines, 9)})
+  end)
+
   it("gather_cancel cancels every unfinished task through one gather", function()
     local r = run("gather_cancel")
     assert_ok(r)

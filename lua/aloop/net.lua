@@ -66,6 +66,7 @@ return function(aio, core)
     if protocol == nil then error("aloop: the protocol factory returned nil", 3) end
     return protocol
   end
+  aio._call_factory = call_factory -- subprocess.lua
 
   -- create_connection(factory, host, port, {sock=, family=, local_addr=}) -> transport, protocol
   function Loop:create_connection(factory, host, port, opts)

@@ -166,14 +166,8 @@ return function(aio, core)
   local mt = core._SubprocessTransport_mt
   mt.__close = function(tr) tr:close() end
 
-  local function call_factory(factory)
-    local protocol = factory()
-    if protocol == nil then error("aloop: the protocol factory returned nil", 3) end
-    return protocol
-  end
-
   local function subprocess(loop, factory, argv, opts)
-    local protocol = call_factory(factory)
+    local protocol = aio._call_factory(factory)
     local tr = start(loop, argv, opts, protocol)
     call(tr:_state(), "connection_made", tr)
     return tr, protocol
