@@ -437,6 +437,41 @@ describe("TCP", function()
     server:close()
   end)
 
+  it_fds("every fd aloop opens is close-on-exec (listeners, accepted, connected, UDP, pairs, pipes)", function()
+    local server, port = echo_server()
+    local tr, p = connect(port, recorder())
+    tr:write("x")
+    p:wait(1)
+    local udp = loop():create_datagram_endpoint(function() return {} end, { local_addr = { "127.0.0.1", 0 } })
+    local a, b = aio.socket.socketpair()
+    local pipe = io.popen("true")
+    local ptr = loop():connect_read_pipe(function() return {} end, pipe)
+    local checked = 0
+    local ls = io.popen("ls -l /proc/" .. H.pid() .. "/fd")
+    for line in ls:lines() do
+      local fd, target = line:match(" (%d+) %-> (.*)$")
+      if fd and (target:match("^socket:") or (target:match("^pipe:") and tonumber(fd) == ptr:get_extra_info("pipe"):fileno())) then
+        local f = io.open("/proc/" .. H.pid() .. "/fdinfo/" .. fd)
+        local flags = f and f:read("a"):match("flags:%s*(%d+)")
+        if f then f:close() end
+        if flags then
+          checked = checked + 1
+          assert.are_not.equal(0, tonumber(flags, 8) & tonumber("2000000", 8), "fd " .. fd .. " lacks O_CLOEXEC")
+        end
+      end
+    end
+    ls:close()
+    assert.is_true(checked >= 7, "checked " .. checked .. " fds")
+    ptr:close()
+    pipe:close()
+    a:close()
+    b:close()
+    udp:close()
+    tr:close()
+    p:lost()
+    server:close()
+  end)
+
   it("EMFILE on accept: reported once, no busy loop, serving again once fds are free", function()
     local out, err, code = H.capture("ulimit -n 40; " .. H.bin .. " " .. H.q(H.root .. "/spec/fixtures/emfile.lua"))
     assert.are.equal(0, code, out .. err)

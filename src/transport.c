@@ -98,8 +98,19 @@ static void buf_consume(Buf *b, size_t n) {
 
 /* ---------------------------------------------------------------------------------------- */
 
+/*
+** The transport at idx. Every function that checks has the metatable as its upvalue 1: a pointer
+** comparison instead of luaL_checkudata's registry lookup by name, on every write().
+*/
 static al_Transport *check_tr(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AL_TRANSPORT_MT);
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (ok) return p;
+  }
+  luaL_typeerror(L, idx, AL_TRANSPORT_MT);
+  return NULL;
 }
 
 static void push_tr(lua_State *L, al_Transport *t) { lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); }
@@ -234,7 +245,7 @@ static void finish(lua_State *L, al_Transport *t, int tidx) {
 
 /* The ready callback scheduled by force_close: close the fd, then connection_lost(exc). */
 static int call_lost(lua_State *L) {
-  al_Transport *t = check_tr(L, 1);
+  al_Transport *t = lua_touserdata(L, 1); /* always a transport: force_close queued it */
   if (t->finished) return 0;
   finish(L, t, 1);
   if (!lua_isnil(L, 2)) {
@@ -1006,13 +1017,17 @@ static const luaL_Reg tr_methods[] = {
 /* STACK: module, loop metatable, loop methods. */
 void al_transport_open(lua_State *L) {
   if (luaL_newmetatable(L, AL_TRANSPORT_MT)) {
-    luaL_newlib(L, tr_methods);
+    luaL_newlibtable(L, tr_methods);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, tr_methods, 1); /* upvalue 1: the metatable (check_tr) */
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, tr_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, tr_close);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, tr_close, 1);
     lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, tr_tostring);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, tr_tostring, 1);
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
