@@ -281,6 +281,25 @@ describe("reports", function()
     assert.is_nil(find(records, "unclosed event loop"))
   end)
 
+  it("in debug mode, a server still open when its loop closes is reported, with its origin", function()
+    for _, debug in ipairs({ true, false }) do
+      local records = capture(function()
+        with_loop(debug, function(loop)
+          loop:run_until_complete(aio.start_server, function() end, "127.0.0.1", 0)
+          loop:close()
+        end)
+      end)
+      local r = find(records, "^unclosed ")
+      if debug then
+        assert.is_truthy(r)
+        assert.equal("warning", r.level)
+        assert.matches("close it before its loop%)\nObject created at:\nstack traceback:", r.msg)
+      else
+        assert.is_nil(r)
+      end
+    end
+  end)
+
   it("ALOOP_DEBUG=1 and aloop --debug turn debug mode on for new loops", function()
     for _, how in ipairs({ { "", "ALOOP_DEBUG=1" }, { "--debug", nil } }) do
       local out, err, code = run_script([[

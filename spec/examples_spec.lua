@@ -810,6 +810,15 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
     assert.are.equal("the loop ticked on while the call blocked", r.lines[#r.lines])
   end)
 
+  it("debug_unclosed_transport: a connection left open at loop close is reported (debug)", function()
+    local r = run("debug_unclosed_transport", {env = "ALOOP_DEBUG=1"})
+    assert.are.equal(0, r.status, r.err)
+    assert.are.same({"server got: hello", "closed"}, r.lines)
+    local _, n = r.err:gsub("unclosed <aloop%.Transport fd=%d+> %(close it before its loop%)\nObject created at:\nstack traceback:\n", "")
+    assert.are.equal(1, n, r.err) -- the client's; the server's was closed by its handler
+    assert_ok(run("debug_unclosed_transport")) -- outside debug mode: no warning
+  end)
+
   it("every example has a test above", function()
     local tested = {}                             -- the names passed to run() in this file
     for name in read_file(ROOT .. "/spec/examples_spec.lua"):gmatch('run%("([%w_]+)"') do

@@ -540,6 +540,7 @@ static void push_netset(lua_State *L, al_Loop *loop) {
 
 void al_net_register(lua_State *L, al_Loop *loop, int idx) {
   idx = lua_absindex(L, idx);
+  if (loop->debug) al_debug_note_creation(L, loop, idx); /* for the "unclosed" warning */
   push_netset(L, loop);
   lua_pushvalue(L, idx);
   lua_rawsetp(L, -2, lua_touserdata(L, idx));
@@ -553,6 +554,34 @@ void al_net_unregister(lua_State *L, al_Loop *loop, void *obj) {
   lua_pop(L, 1);
 }
 
+static int tostring_p(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/*
+** Debug mode: a transport, server or process still open when its loop closes was never closed
+** by its owner: a resource warning (asyncio's "unclosed transport"), with where it was made.
+*/
+static void warn_unclosed(lua_State *L, int idx) {
+  lua_pushcfunction(L, tostring_p);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "object");
+  }
+  if (al_debug_push_creation(L, idx)) {
+    lua_pushfstring(L, "unclosed %s (close it before its loop)\nObject created at:\n%s",
+                    lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+  } else {
+    lua_pushfstring(L, "unclosed %s (close it before its loop)", lua_tostring(L, -1));
+    lua_replace(L, -2);
+  }
+  al_log_pushed(L, AL_LOG_WARNING);
+}
+
 void al_net_close(lua_State *L, al_Loop *loop, int loopidx) {
   al_dns_close(L, loop, loopidx);
   lua_getiuservalue(L, loopidx, 1);
@@ -564,6 +593,7 @@ void al_net_close(lua_State *L, al_Loop *loop, int loopidx) {
     while (lua_next(L, -3)) lua_rawseti(L, -3, ++n);
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
+      if (loop->debug) warn_unclosed(L, lua_gettop(L));
       al_NetObj *o = lua_touserdata(L, -1);
       o->shutdown(L, o);
       lua_pop(L, 1);
