@@ -12,10 +12,10 @@ describe("regress: DNS has its own pool", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir " .. H.q(dir)))
-    local gate, started = dir .. "/gate", dir .. "/started"
-    assert(os.execute("mkfifo " .. H.q(gate) .. " " .. H.q(started)))
-    -- Opened read+write, a FIFO never blocks its other users' open(); unbuffered, one line each.
-    local gate_w = assert(io.open(gate, "r+"))
+    local gates, started = { dir .. "/gate1", dir .. "/gate2" }, dir .. "/started"
+    assert(os.execute("mkfifo " .. H.q(gates[1]) .. " " .. H.q(gates[2]) .. " " .. H.q(started)))
+    -- Opened read+write, a FIFO never blocks its other users' open(); one gate per worker.
+    local gate_w = { assert(io.open(gates[1], "r+")), assert(io.open(gates[2], "r+")) }
     local started_r = assert(io.open(started, "r+"))
     started_r:setvbuf("no")
     aio.executor.set_default_size(2)
@@ -30,21 +30,25 @@ describe("regress: DNS has its own pool", function()
       return line
     end
     local jobs = {
-      loop:run_in_executor(nil, blocked_job, gate, started),
-      loop:run_in_executor(nil, blocked_job, gate, started),
+      loop:run_in_executor(nil, blocked_job, gates[1], started),
+      loop:run_in_executor(nil, blocked_job, gates[2], started),
     }
     assert.equal("s", started_r:read("l")) -- both workers are running and about to block
     assert.equal("s", started_r:read("l"))
     local infos = loop:getaddrinfo("127.1", 80)
     assert.equal("127.0.0.1", infos[1].addr[1])
     for _, j in ipairs(jobs) do assert.is_false(j:done()) end -- still blocked: DNS did not wait
-    gate_w:write("go\ngo\n")
-    gate_w:flush()
+    for _, g in ipairs(gate_w) do
+      g:write("go\n")
+      g:flush()
+    end
     assert.same({ "go", "go", n = 2 }, aio.gather(jobs))
-    gate_w:close()
+    for i, g in ipairs(gate_w) do
+      g:close()
+      os.remove(gates[i])
+    end
     started_r:close()
     loop:shutdown_default_executor()
-    os.remove(gate)
     os.remove(started)
     os.remove(dir)
   end))
