@@ -145,7 +145,7 @@ static int submit(lua_State *L, al_Loop *loop, DnsJob *j) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &attr, worker, p) == 0) {
+    if (al_thread_create(&th, &attr, worker, p) == 0) {
       p->nthreads++;
       p->refs++;
     }

@@ -171,7 +171,7 @@ static void proc_shutdown(lua_State *L, void *obj) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 64 * 1024);
-    if (pthread_create(&th, &attr, reaper_thread, (void *)(intptr_t)p->pid) != 0)
+    if (al_thread_create(&th, &attr, reaper_thread, (void *)(intptr_t)p->pid) != 0)
       al_log(L, AL_LOG_WARNING, "aloop: cannot start a thread to reap child %d", (int)p->pid);
     pthread_attr_destroy(&attr);
     p->reaped = 1; /* by the thread: never signal this pid again */

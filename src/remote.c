@@ -334,7 +334,7 @@ static int l_start_loop(lua_State *L) {
   r->refs = 2;
   r->state = R_STARTING;
   al_copy_paths(L, &r->path, &r->cpath);
-  if (pthread_create(&r->th, NULL, remote_main, r) != 0) {
+  if (al_thread_create(&r->th, NULL, remote_main, r) != 0) {
     r->refs = 1;
     r->joined = 1;
     r->state = R_DONE;

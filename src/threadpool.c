@@ -319,7 +319,7 @@ static int pool_submit(lua_State *L) {
   p->queued++;
   p->busy++;
   if (p->idle < p->queued && p->nthreads < p->max &&
-      pthread_create(&p->threads[p->nthreads], NULL, worker_main, p) == 0)
+      al_thread_create(&p->threads[p->nthreads], NULL, worker_main, p) == 0)
     p->nthreads++;
   pthread_cond_signal(&p->cv);
   int none = p->nthreads == 0;
