@@ -69,8 +69,17 @@ return function(aio, core)
   aio._call_factory = call_factory -- subprocess.lua
 
   -- create_connection(factory, host, port, {sock=, family=, local_addr=}) -> transport, protocol
+  -- TLS is not built yet: refuse ssl= loudly rather than talk plain text to a TLS peer.
+  local function no_tls(opts, what)
+    if opts.ssl ~= nil or opts.server_hostname ~= nil then
+      error(("aloop.%s: ssl= / server_hostname= are not supported (aloop has no TLS layer yet)")
+        :format(what), 3)
+    end
+  end
+
   function Loop:create_connection(factory, host, port, opts)
     opts = opts or {}
+    no_tls(opts, "create_connection")
     local sock = opts.sock
     if not sock then
       if host == nil or port == nil then
@@ -205,6 +214,7 @@ return function(aio, core)
   -- start_serving=, family=}) -> Server. host nil or "" listens on every interface.
   function Loop:create_server(factory, host, port, opts)
     opts = opts or {}
+    no_tls(opts, "create_server")
     local sockets = opts.sock and { opts.sock } or bind_all(self, host, port or 0, opts)
     return new_server(self, sockets, factory, opts)
   end
@@ -214,6 +224,7 @@ return function(aio, core)
 
   function Loop:create_unix_connection(factory, path, opts)
     opts = opts or {}
+    no_tls(opts, "create_unix_connection")
     local sock = opts.sock
     if not sock then
       sock = socket.socket("unix")
@@ -231,6 +242,7 @@ return function(aio, core)
   -- (nobody accepting) is replaced; the file is removed when the server closes.
   function Loop:create_unix_server(factory, path, opts)
     opts = opts or {}
+    no_tls(opts, "create_unix_server")
     local sock = opts.sock
     if not sock then
       sock = socket.socket("unix")
