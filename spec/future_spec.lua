@@ -3,25 +3,7 @@
 -- exception nobody retrieved.
 local aio = require "aloop"
 local H = require "spec.helper"
-
-local function with_loop(fn)
-  local loop = aio.new_event_loop()
-  local ok, err = pcall(fn, loop)
-  aio.set_event_loop(nil)
-  pcall(loop.close, loop)
-  if not ok then error(err, 0) end
-end
-
-local function run_once(loop)
-  loop:call_soon(loop.stop, loop)
-  loop:run_forever()
-end
-
-local function recording(loop)
-  local got = {}
-  loop:set_exception_handler(function(_, ctx) got[#got + 1] = ctx end)
-  return got
-end
+local with_loop, run_once, recording = H.with_loop, H.run_once, H.recording
 
 local function messages(got)
   local m = {}

@@ -1,6 +1,7 @@
 -- Shared spec helpers: run a body as a task on a fresh loop with a timeout (aloop.busted),
 -- and run the built `aloop` binary as a child process.
 -- Use: local H = require "spec.helper"
+local aio = require "aloop"
 
 local H = {}
 
@@ -108,6 +109,33 @@ function H.assert_cancelled(t)
   assert.is_false(ok)
   assert.is_true(aio.iserror(err, aio.CancelledError), tostring(err))
   assert.is_true(t:cancelled())
+end
+
+-- H.with_loop(fn): fn(loop) on a fresh loop, which is stopped and closed afterwards whatever
+-- fn did; fn's error is re-raised.
+function H.with_loop(fn)
+  local loop = aio.new_event_loop()
+  local ok, err = pcall(fn, loop)
+  aio.set_event_loop(nil)
+  if loop:is_running() then loop:stop() end
+  pcall(loop.close, loop)
+  if not ok then error(err, 0) end
+end
+
+-- H.run_once(loop): runs the loop until everything queued so far has had one more turn.
+function H.run_once(loop)
+  loop:call_soon(loop.stop, loop)
+  loop:run_forever()
+end
+
+-- H.recording(loop): the loop's exception handler now appends each context to the returned list.
+function H.recording(loop)
+  local got = {}
+  loop:set_exception_handler(function(l, ctx)
+    assert(rawequal(l, loop), "handler called with another loop")
+    got[#got + 1] = ctx
+  end)
+  return got
 end
 
 return H

@@ -3,32 +3,7 @@
 -- handler (every error raised by user code is reported and the loop keeps running).
 local aio = require "aloop"
 local H = require "spec.helper"
-
--- A fresh loop for the body; always closed afterwards (and the current loop reset).
-local function with_loop(fn)
-  local loop = aio.new_event_loop()
-  local ok, err = pcall(fn, loop)
-  aio.set_event_loop(nil)
-  if loop:is_running() then loop:stop() end
-  pcall(loop.close, loop)
-  if not ok then error(err, 0) end
-end
-
--- Runs the loop until everything queued so far (and what it queues) has had one more turn.
-local function run_once(loop)
-  loop:call_soon(loop.stop, loop)
-  loop:run_forever()
-end
-
--- A loop whose exception handler records the contexts.
-local function recording(loop)
-  local got = {}
-  loop:set_exception_handler(function(l, ctx)
-    assert(rawequal(l, loop), "handler called with another loop")
-    got[#got + 1] = ctx
-  end)
-  return got
-end
+local with_loop, run_once, recording = H.with_loop, H.run_once, H.recording
 
 describe("event loops", function()
   after_each(function() aio.set_event_loop(nil) end)

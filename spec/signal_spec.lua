@@ -1,6 +1,7 @@
 -- Unix signal handlers: loop:add_signal_handler / remove_signal_handler (src/signal.c).
 local aio = require "aloop"
 local H = require "spec.helper"
+local with_loop = H.with_loop
 
 local PID = H.pid()
 
@@ -17,13 +18,6 @@ local function script(src)
   local out, err, code = H.capture("timeout -s KILL 20 " .. H.q(H.bin) .. " " .. H.q(path))
   os.remove(path)
   return out, err, code
-end
-
-local function with_loop(fn)
-  local loop = aio.new_event_loop()
-  local ok, err = pcall(fn, loop)
-  if not loop:is_closed() then loop:close() end
-  if not ok then error(err, 0) end
 end
 
 describe("add_signal_handler", function()
