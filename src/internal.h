@@ -54,7 +54,7 @@ typedef struct al_State {
 
 /*
 ** A scheduled call: uservalue 1 is the function, 2..n+1 its arguments. TimerHandles also
-** sit in the loop's timer heap (heap_idx >= 0 while there).
+** sit in the loop's timer heap (in_heap) until they fire or a cancelled one is dropped.
 */
 typedef struct al_Handle {
   unsigned char kind; /* AL_KIND_HANDLE */
