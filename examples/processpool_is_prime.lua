@@ -29,7 +29,7 @@ end
 
 do
   local executor <close> = aio.executor.ProcessPool()
-  for i, result in executor:map(is_prime, nums) do   -- zip(nums, executor.map(is_prime, nums))
+  for result, i in executor:map(is_prime, nums) do   -- zip(nums, executor.map(is_prime, nums))
     print(("(%d, %s)"):format(nums[i], result))
   end
 end

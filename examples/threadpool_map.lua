@@ -15,6 +15,6 @@ end
 do
   local executor <close> = aio.executor.ThreadPool(5)   -- with ThreadPoolExecutor(max_workers=5)
   local results = {}
-  for i, r in executor:map(load_url, URLS) do results[i] = r end   -- block for all
+  for r in executor:map(load_url, URLS) do results[#results + 1] = r end   -- block for all
   print(table.concat(results, ", "))
 end

@@ -102,17 +102,27 @@ describe("ThreadPool", function()
     os.remove(p)
   end)
 
-  it("map yields (index, result) in the order of the list, false results included", function()
-    local got = {}
-    for i, r in pool:map(function(x) return x % 2 == 0 end, { 1, 2, 3, 4 }) do got[i] = r end
+  it("map yields (result, index) in the order of the list, false results included", function()
+    local got, idx = {}, {}
+    for r, i in pool:map(function(x) return x % 2 == 0 end, { 1, 2, 3, 4 }) do
+      got[#got + 1], idx[#idx + 1] = r, i
+    end
     assert.same({ false, true, false, true }, got)
+    assert.same({ 1, 2, 3, 4 }, idx)
+  end)
+
+  it("map_list keeps nil results in their place (a for loop over map would stop at one)", function()
+    local got = pool:map_list(function(x) if x ~= 2 then return x * 10 end end, { 1, 2, 3 })
+    assert.equal(10, got[1])
+    assert.is_nil(got[2])
+    assert.equal(30, got[3])
   end)
 
   it("map takes several lists like Python's map(fn, a, b)", function()
     local got = pool:map_list(function(a) return a .. "!" end, { "a", "b" })
     assert.same({ "a!", "b!" }, got)
     local sums = {}
-    for i, s in pool:map(function(a, b) return a + b end, { 1, 2, 3 }, { 10, 20 }) do sums[i] = s end
+    for s, i in pool:map(function(a, b) return a + b end, { 1, 2, 3 }, { 10, 20 }) do sums[i] = s end
     assert.same({ 11, 22 }, sums)
   end)
 
@@ -371,11 +381,11 @@ describe("ProcessPool", function()
 
   it("map yields in order and as_completed yields every future", function()
     local got = {}
-    for i, r in pool:map(function(n) return n % 2 == 1 end, { 25, 61, 50 }) do got[i] = r end
+    for r, i in pool:map(function(n) return n % 2 == 1 end, { 25, 61, 50 }) do got[i] = r end
     assert.same({ true, true, false }, got)
     local futs, seen = {}, 0
     for i = 1, 3 do futs[i] = pool:submit(square, i) end
-    for f in aio.executor.as_completed(futs) do seen = seen + f:result() end
+    for f in pool:as_completed(futs) do seen = seen + f:result() end
     assert.equal(14, seen)
   end)
 

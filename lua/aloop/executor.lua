@@ -155,36 +155,46 @@ return function(aio, core)
   function Pool:apply_async(fn, args) return self._c:submit(fn, unpack(args or {})) end
   function Pool:apply(fn, args) return self._c:submit(fn, unpack(args or {})):result() end
 
-  -- pool:map(fn, list1, ...): submits fn(list1[i], ...) for every i, then iterates in order:
-  -- for i, result in pool:map(fn, list) do ... end (the index first, so false results iterate).
-  function Pool:map(fn, ...)
+  -- Submits fn(list1[i], list2[i], ...) for every i (the shortest list decides); the futures.
+  local function submit_all(pool, fn, ...)
     local lists = pack(...)
-    if lists.n == 0 then error("aloop.executor: map needs at least one list", 2) end
+    if lists.n == 0 then error("aloop.executor: map needs at least one list", 3) end
     local n = math.huge
     for i = 1, lists.n do
-      if type(lists[i]) ~= "table" then error("aloop.executor: map: argument " .. (i + 1) .. " must be a list", 2) end
+      if type(lists[i]) ~= "table" then error("aloop.executor: map: argument " .. (i + 1) .. " must be a list", 3) end
       n = math.min(n, #lists[i])
     end
     local futs = {}
     for i = 1, n do
       local args = {}
       for k = 1, lists.n do args[k] = lists[k][i] end
-      futs[i] = self._c:submit(fn, unpack(args, 1, lists.n))
+      futs[i] = pool._c:submit(fn, unpack(args, 1, lists.n))
     end
+    return futs
+  end
+
+  -- pool:map(fn, list1, ...): an iterator of the results in the order of the list (API.md §9),
+  -- the index second: for result, i in pool:map(fn, list) do ... end. As with any Lua `for`, a
+  -- nil result ends the loop: use pool:map_list for functions that may return nil.
+  function Pool:map(fn, ...)
+    local futs = submit_all(self, fn, ...)
     local i = 0
     return function()
       i = i + 1
       local f = futs[i]
       if not f then return nil end
       futs[i] = nil
-      return i, f:result()
+      return (f:result()), i
     end
   end
 
-  -- pool:map_list(fn, list): the results of map as a list (multiprocessing's Pool.map).
-  function Pool:map_list(fn, list)
+  -- pool:as_completed(futs [, timeout]): the same as aio.executor.as_completed (API.md §9).
+  function Pool:as_completed(futs, timeout) return executor.as_completed(futs, timeout) end
+
+  -- pool:map_list(fn, list1, ...): the results of map as a list (multiprocessing's Pool.map).
+  function Pool:map_list(fn, ...)
     local out = {}
-    for i, r in self:map(fn, list) do out[i] = r end
+    for i, f in ipairs(submit_all(self, fn, ...)) do out[i] = (f:result()) end
     return out
   end
 
