@@ -12,18 +12,10 @@
 /* Checks. They read the stack only (no pushes) until the thread check has passed. */
 
 /* The loop userdata at idx (size and magic checked, as al_checkloop does), or NULL. */
-static al_Loop *peek_loop(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(al_Loop)) return NULL;
-  al_Loop *loop = lua_touserdata(L, idx);
-  return loop->magic == AL_LOOP_MAGIC ? loop : NULL;
-}
-
 /* The loop of what looks like a plain Future at idx, or NULL (al_tofuture confirms later). */
 static al_Loop *peek_future_loop(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(al_Future)) return NULL;
-  al_Future *f = lua_touserdata(L, idx);
-  if (f->kind != AL_KIND_FUTURE || !f->loop || f->loop->magic != AL_LOOP_MAGIC) return NULL;
-  return f->loop;
+  al_Future *f = al_tofuture(L, idx);
+  return f && f->kind == AL_KIND_FUTURE ? f->loop : NULL;
 }
 
 /* The loop runs on another OS thread: the caller must not touch the Lua state at all. */
@@ -115,7 +107,7 @@ static int call_method(lua_State *L, int loop_idx, const char *name, int arg_idx
 
 int aloop_run(lua_State *L, int loop_idx) {
   loop_idx = lua_absindex(L, loop_idx);
-  al_Loop *loop = peek_loop(L, loop_idx);
+  al_Loop *loop = al_toloop(L, loop_idx);
   if (foreign(loop)) return ALOOP_ETHREAD;
   int code = check_loop(L, loop, "aloop_run");
   if (code) return code;
@@ -126,7 +118,7 @@ int aloop_run(lua_State *L, int loop_idx) {
 int aloop_run_until_complete(lua_State *L, int loop_idx, int aw_idx) {
   loop_idx = lua_absindex(L, loop_idx);
   aw_idx = lua_absindex(L, aw_idx);
-  al_Loop *loop = peek_loop(L, loop_idx);
+  al_Loop *loop = al_toloop(L, loop_idx);
   if (foreign(loop)) return ALOOP_ETHREAD;
   int code = check_loop(L, loop, "aloop_run_until_complete");
   if (code) return code;
@@ -135,7 +127,7 @@ int aloop_run_until_complete(lua_State *L, int loop_idx, int aw_idx) {
 
 int aloop_close(lua_State *L, int loop_idx) {
   loop_idx = lua_absindex(L, loop_idx);
-  al_Loop *loop = peek_loop(L, loop_idx);
+  al_Loop *loop = al_toloop(L, loop_idx);
   if (foreign(loop)) return ALOOP_ETHREAD;
   if (!loop) return check_loop(L, loop, "aloop_close");
   int code = call_method(L, loop_idx, "close", 0);
@@ -157,7 +149,7 @@ static int step_p(lua_State *L) {
 ** loop keeps control of its signals.
 */
 int aloop_step(lua_State *L, int loop_idx, int mode) {
-  al_Loop *loop = peek_loop(L, loop_idx);
+  al_Loop *loop = al_toloop(L, loop_idx);
   if (foreign(loop)) return ALOOP_ETHREAD;
   int code = check_loop(L, loop, "aloop_step");
   if (code) return code;
@@ -195,7 +187,7 @@ int aloop_step(lua_State *L, int loop_idx, int mode) {
 }
 
 double aloop_next_timeout(lua_State *L, int loop_idx) {
-  al_Loop *loop = peek_loop(L, loop_idx);
+  al_Loop *loop = al_toloop(L, loop_idx);
   if (!loop || loop->closed || foreign(loop)) return -1;
   if (loop->ready_tail > loop->ready_head || loop->stopping || loop->interrupted) return 0;
   if (loop->heap_n == 0) return -1;
@@ -214,7 +206,7 @@ static int future_new_p(lua_State *L) {
 }
 
 int aloop_future_new(lua_State *L, int loop_idx) {
-  al_Loop *loop = peek_loop(L, loop_idx);
+  al_Loop *loop = al_toloop(L, loop_idx);
   if (foreign(loop)) return ALOOP_ETHREAD;
   int code = check_loop(L, loop, "aloop_future_new");
   if (code) return code;

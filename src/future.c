@@ -5,12 +5,13 @@
 */
 #include "internal.h"
 
+/* A Future or Task, by size and magic number (see al_toloop), or NULL. */
 al_Future *al_tofuture(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  al_State *st = al_state(L);
-  return (mt == st->future_mt || mt == st->task_mt) ? lua_touserdata(L, idx) : NULL;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return NULL;
+  size_t len = lua_rawlen(L, idx);
+  if (len != sizeof(al_Future) && len != sizeof(al_Task)) return NULL;
+  al_Future *f = lua_touserdata(L, idx);
+  return f->magic == AL_FUTURE_MAGIC ? f : NULL;
 }
 
 al_Future *al_checkfuture(lua_State *L, int idx) {
@@ -23,6 +24,7 @@ al_Future *al_future_new(lua_State *L, al_Loop *loop, int loopidx) {
   loopidx = lua_absindex(L, loopidx);
   al_Future *f = lua_newuserdatauv(L, sizeof *f, AL_FUTURE_NUV);
   f->kind = AL_KIND_FUTURE;
+  f->magic = AL_FUTURE_MAGIC;
   f->state = AL_PENDING;
   f->has_exc = f->log_exc = f->multi = f->cancel_hook = 0;
   f->nres = f->ncb = 0;
@@ -410,8 +412,7 @@ static const luaL_Reg future_only[] = {
 };
 
 void al_future_open(lua_State *L) {
-  al_State *st = al_state(L);
-  st->future_mt = al_newmt(L, AL_FUTURE_MT, AL_MT_FUTURE);
+  al_newmt(L, AL_FUTURE_MT, AL_MT_FUTURE);
   luaL_newlib(L, al_future_methods);
   luaL_setfuncs(L, future_only, 0);
   lua_pushvalue(L, -1);

@@ -45,7 +45,7 @@ typedef struct al_Task al_Task;
 */
 typedef struct al_State {
   al_Loop *running; /* the loop whose run_* is active in this state, or NULL */
-  const void *future_mt, *task_mt, *loop_mt, *handle_mt, *timer_mt;
+  const void *handle_mt, *timer_mt; /* checkhandle compares these */
   int mt_ref[5]; /* registry refs of the metatables, by AL_MT_* (no name lookups on hot paths) */
   int default_loop_ref; /* registry ref of the loop get_event_loop returns, or LUA_NOREF */
   int coro_mt_ref;      /* metatable of coroutine objects (set by init.lua), or LUA_NOREF */
@@ -81,6 +81,8 @@ enum {
   AL_FUTURE_NUV = AL_FUV_TB
 };
 
+#define AL_FUTURE_MAGIC 0x66757475u /* "futu": the type check of al_tofuture/al_totask */
+
 typedef struct al_Future {
   unsigned char kind; /* AL_KIND_FUTURE or AL_KIND_TASK */
   unsigned char state;
@@ -90,6 +92,7 @@ typedef struct al_Future {
   unsigned char cancel_hook; /* pending, and AL_FUV_RESULT holds a function run by cancel() */
   int nres;
   int ncb; /* number of done callbacks (AL_FUV_CBS is a table when > 1) */
+  uint32_t magic; /* AL_FUTURE_MAGIC */
   al_Loop *loop;
 } al_Future;
 
@@ -188,7 +191,7 @@ al_State *al_state(lua_State *L);
 void al_setmt(lua_State *L, al_State *st, int which); /* metatable of the value on top */
 const void *al_newmt(lua_State *L, const char *name, int which); /* luaL_newmetatable + cache */
 al_Loop *al_checkloop(lua_State *L, int idx);
-al_Loop *al_toloop(lua_State *L, int idx);
+al_Loop *al_toloop(lua_State *L, int idx); /* or NULL; never raises */
 double al_now(void);
 void al_ready_push(lua_State *L, al_Loop *loop); /* pops a handle/task userdata */
 void al_push_loop(lua_State *L, al_Loop *loop);  /* pushes the loop userdata */

@@ -45,22 +45,20 @@ const void *al_newmt(lua_State *L, const char *name, int which) {
   return lua_topointer(L, -1);
 }
 
+/*
+** Type checks of aloop's userdata go by size and magic number rather than by metatable: no
+** registry lookup on hot paths, and safe to call from a host thread peeking at the stack.
+*/
 al_Loop *al_toloop(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
-  al_State *st = al_state(L);
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mt == st->loop_mt ? lua_touserdata(L, idx) : NULL;
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(al_Loop)) return NULL;
+  al_Loop *loop = lua_touserdata(L, idx);
+  return loop->magic == AL_LOOP_MAGIC ? loop : NULL;
 }
 
-/* The hot-path check: size and magic number (al_toloop compares the metatable). */
 al_Loop *al_checkloop(lua_State *L, int idx) {
-  al_Loop *loop = lua_touserdata(L, idx);
-  if (loop && lua_type(L, idx) == LUA_TUSERDATA && lua_rawlen(L, idx) == sizeof *loop &&
-      loop->magic == AL_LOOP_MAGIC)
-    return loop;
-  luaL_typeerror(L, idx, "aloop loop");
-  return NULL;
+  al_Loop *loop = al_toloop(L, idx);
+  if (!loop) luaL_typeerror(L, idx, "aloop loop");
+  return loop;
 }
 
 static al_Loop *checkopen(lua_State *L, int idx) {
@@ -503,7 +501,8 @@ static int loop_call_soon(lua_State *L) {
 */
 static int loop_call_soon_threadsafe(lua_State *L) {
   int n = loop_call_soon(L);
-  ev_async_send(al_checkloop(L, 1)->ev, &al_checkloop(L, 1)->async);
+  al_Loop *loop = lua_touserdata(L, 1); /* checked by loop_call_soon */
+  ev_async_send(loop->ev, &loop->async);
   return n;
 }
 
@@ -848,7 +847,6 @@ static const luaL_Reg module_funcs[] = {
 
 /* Registers the Loop class; the module table is on top. core.Loop is the method table. */
 void al_loop_open(lua_State *L) {
-  al_State *st = al_state(L);
   lua_newtable(L); /* weak registry of loops, for pushing a loop from C */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
@@ -856,7 +854,7 @@ void al_loop_open(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loops);
 
-  st->loop_mt = al_newmt(L, AL_LOOP_MT, AL_MT_LOOP);
+  al_newmt(L, AL_LOOP_MT, AL_MT_LOOP);
   luaL_newlib(L, loop_methods);
   al_io_open(L);
   al_signal_open(L);

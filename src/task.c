@@ -17,11 +17,8 @@ static const char key_yield0 = 0; /* what sleep(0) yields: "step me again soon" 
 static const char key_sleep = 0;  /* what sleep(d > 0) yields: "the timer heap wakes me" */
 
 al_Task *al_totask(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA) return NULL;
-  if (!lua_getmetatable(L, idx)) return NULL;
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mt == al_state(L)->task_mt ? lua_touserdata(L, idx) : NULL;
+  al_Future *f = al_tofuture(L, idx);
+  return f && f->kind == AL_KIND_TASK ? (al_Task *)f : NULL;
 }
 
 static al_Task *checktask(lua_State *L, int idx) {
@@ -99,6 +96,7 @@ static al_Task *task_new(lua_State *L, al_Loop *loop, int loopidx, int nameidx, 
   al_Task *t = lua_newuserdatauv(L, sizeof *t, AL_TASK_NUV);
   memset(t, 0, sizeof *t);
   t->fut.kind = AL_KIND_TASK;
+  t->fut.magic = AL_FUTURE_MAGIC;
   t->fut.loop = loop;
   t->id = ++loop->task_counter;
   al_setmt(L, loop->st, AL_MT_TASK);
@@ -739,8 +737,7 @@ static const luaL_Reg module_funcs[] = {
 };
 
 void al_task_open(lua_State *L) {
-  al_State *st = al_state(L);
-  st->task_mt = al_newmt(L, AL_TASK_MT, AL_MT_TASK);
+  al_newmt(L, AL_TASK_MT, AL_MT_TASK);
   lua_newtable(L);
   luaL_setfuncs(L, al_future_methods, 0);
   luaL_setfuncs(L, task_methods, 0);

@@ -5,7 +5,6 @@ return function(aio, core)
   local isfuture, await_future = core.isfuture, core.await_future
   local ensure_future, default_loop = aio.ensure_future, aio._default_loop
   local CancelledError, TimeoutError = aio.CancelledError, aio.TimeoutError
-  local iserror = aio.iserror
 
   local function in_task() return core.current_task() ~= nil end
 
