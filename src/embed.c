@@ -6,7 +6,7 @@
 */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Checks. They read the stack only (no pushes) until the thread check has passed. */

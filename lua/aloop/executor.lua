@@ -1,5 +1,5 @@
--- aio.executor: pools of worker threads or processes (src/threadpool.c) and the Lua side of
--- their concurrent futures (src/cfuture.c): result(timeout) blocks this OS thread outside a task
+-- aio.executor: pools of worker threads or processes (src/threads/threadpool.c) and the Lua side of
+-- their concurrent futures (src/threads/cfuture.c): result(timeout) blocks this OS thread outside a task
 -- and suspends only the task inside one; map and as_completed iterators; shutdown and closing;
 -- the default executor behind loop:run_in_executor(nil, fn, ...) and aio.to_thread(fn, ...).
 return function(aio, core)

@@ -82,7 +82,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- Tasks from awaitables.
 
--- loop:create_task(fn, ...) / loop:create_task(coro, {name=}) is C (src/task.c); it knows
+-- loop:create_task(fn, ...) / loop:create_task(coro, {name=}) is C (src/core/task.c); it knows
 -- coroutine objects by their metatable.
 core._set_coro_mt(Coro)
 

@@ -1,4 +1,4 @@
--- aio.thread: loops running in other OS threads (src/remote.c). start_loop() returns a handle
+-- aio.thread: loops running in other OS threads (src/threads/remote.c). start_loop() returns a handle
 -- on a loop that runs run_forever in a new thread with its own Lua state; work reaches it as
 -- marshalled functions (call_soon_threadsafe, aio.run_coroutine_threadsafe). Also _serve, which
 -- that thread runs, and what crosses between states (encode/decode, as bytes).

@@ -1,6 +1,6 @@
 -- A resolver that shares its threads with run_in_executor work stalls every connect while the
 -- executor is busy: asyncio's getaddrinfo runs in the default executor, so a few blocking jobs
--- make name resolution wait behind them. aloop resolves on its own small pool (src/dns.c).
+-- make name resolution wait behind them. aloop resolves on its own small pool (src/net/dns.c).
 -- Here every thread of the default executor is blocked on a FIFO; a name that needs the
 -- resolver ("127.1" is not a literal address for inet_pton, so it goes to the DNS pool) must
 -- still resolve, and only then are the jobs released.

@@ -1,0 +1,194 @@
+/*
+** File-descriptor watchers: loop:add_reader/remove_reader/add_writer/remove_writer. One ev_io
+** per (fd, direction), kept in the loop's attribute table under a private key while active, so
+** a watcher is never collected while libev still uses it. The callback runs as a ready handle.
+*/
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "net/net.h"
+
+static const char key_watchers = 0; /* per-loop table: fd*2+dir -> watcher userdata */
+
+typedef struct al_Watcher {
+  ev_io io;
+  al_Loop *loop;
+  int fd, dir;
+} al_Watcher;
+
+/* Accepts an integer, a Lua file handle (io.stdin) or an object with :fileno(). */
+int al_checkfd(lua_State *L, int idx) {
+  if (lua_isinteger(L, idx)) {
+    lua_Integer fd = lua_tointeger(L, idx);
+    if (fd < 0 || fd > 0x7fffffff) luaL_argerror(L, idx, "invalid file descriptor");
+    return (int)fd;
+  }
+  luaL_Stream *s = luaL_testudata(L, idx, LUA_FILEHANDLE);
+  if (s) {
+    if (!s->closef || !s->f) luaL_argerror(L, idx, "file is closed");
+    return fileno(s->f);
+  }
+  int t = lua_type(L, idx);
+  if (t == LUA_TTABLE || (t == LUA_TUSERDATA && luaL_getmetafield(L, idx, "__index") != LUA_TNIL)) {
+    if (t == LUA_TUSERDATA) lua_pop(L, 1);
+    if (lua_getfield(L, idx, "fileno") == LUA_TFUNCTION) {
+      lua_pushvalue(L, idx);
+      lua_call(L, 1, 1);
+      int isnum;
+      lua_Integer fd = lua_tointegerx(L, -1, &isnum);
+      lua_pop(L, 1);
+      if (isnum && fd >= 0 && fd <= 0x7fffffff) return (int)fd;
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  return luaL_typeerror(L, idx, "file descriptor (integer, file or object with :fileno())");
+}
+
+static void push_watchers(lua_State *L, int loopidx) {
+  lua_getiuservalue(L, loopidx, 1);
+  if (lua_rawgetp(L, -1, &key_watchers) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, -3, &key_watchers);
+  }
+  lua_remove(L, -2);
+}
+
+static void watcher_cb(struct ev_loop *ev, ev_io *w, int revents) {
+  (void)ev, (void)revents;
+  al_Watcher *wt = (al_Watcher *)w;
+  al_Loop *loop = wt->loop;
+  lua_State *L = loop->L;
+  if (!L) return;
+  /* Queue the watcher's handle (uservalue 1) so it runs with the iteration's callbacks. */
+  int top = lua_gettop(L);
+  al_push_loop(L, loop);
+  push_watchers(L, top + 1);
+  lua_rawgeti(L, -1, (lua_Integer)wt->fd * 2 + wt->dir);
+  if (lua_getiuservalue(L, -1, 1) == LUA_TUSERDATA) al_ready_push(L, loop);
+  lua_settop(L, top);
+}
+
+/* Stops and forgets the watcher for (fd, dir); 1 if there was one. Stack neutral. */
+static int stop_watcher(lua_State *L, al_Loop *loop, int loopidx, int fd, int dir) {
+  push_watchers(L, loopidx);
+  lua_Integer key = (lua_Integer)fd * 2 + dir;
+  al_Watcher *wt = lua_rawgeti(L, -1, key) == LUA_TNIL ? NULL : lua_touserdata(L, -1);
+  if (wt) {
+    ev_io_stop(loop->ev, &wt->io);
+    loop->nwatchers--;
+    lua_pushnil(L);
+    lua_rawseti(L, -3, key);
+  }
+  lua_pop(L, 2);
+  return wt != NULL;
+}
+
+static int remove_watcher(lua_State *L, int dir) {
+  al_Loop *loop = al_checkloop(L, 1);
+  int fd = al_checkfd(L, 2);
+  lua_pushboolean(L, !loop->closed && stop_watcher(L, loop, 1, fd, dir));
+  return 1;
+}
+
+/* loop:add_reader(fd, fn, ...) / add_writer: replaces an existing watcher for that fd. */
+static int add_watcher(lua_State *L, int dir) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
+  int fd = al_checkfd(L, 2);
+  luaL_checkany(L, 3);
+  int nargs = lua_gettop(L) - 3;
+  stop_watcher(L, loop, 1, fd, dir);
+  al_handle_new(L, loop, 3, nargs, 0);
+  int h = lua_gettop(L);
+  al_Watcher *wt = lua_newuserdatauv(L, sizeof *wt, 1);
+  wt->loop = loop;
+  wt->fd = fd;
+  wt->dir = dir;
+  lua_pushvalue(L, h);
+  lua_setiuservalue(L, -2, 1);
+  ev_io_init(&wt->io, watcher_cb, fd, dir ? EV_WRITE : EV_READ);
+  push_watchers(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)fd * 2 + dir);
+  ev_io_start(loop->ev, &wt->io);
+  loop->nwatchers++;
+  lua_settop(L, h);
+  return 1;
+}
+
+static int loop_add_reader(lua_State *L) { return add_watcher(L, 0); }
+static int loop_add_writer(lua_State *L) { return add_watcher(L, 1); }
+static int loop_remove_reader(lua_State *L) { return remove_watcher(L, 0); }
+static int loop_remove_writer(lua_State *L) { return remove_watcher(L, 1); }
+
+/* Stops every fd watcher of the loop (close). */
+void al_io_close(lua_State *L, al_Loop *loop, int loopidx) {
+  al_net_close(L, loop, loopidx); /* transports and listeners first */
+  push_watchers(L, loopidx);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    al_Watcher *wt = lua_touserdata(L, -1);
+    if (loop->ev) ev_io_stop(loop->ev, &wt->io);
+    loop->nwatchers--;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getiuservalue(L, loopidx, 1);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, &key_watchers);
+  lua_pop(L, 1);
+}
+
+/*
+** core._fd_read(fd [, max]): one read(2) of up to max bytes (default 65536) from a readable fd.
+** Returns the bytes, "" when nothing is available now (EAGAIN), or nil at end of file.
+** Raw, unbuffered: for the REPL's stdin until the streams of the networking layer exist.
+*/
+static int l_fd_read(lua_State *L) {
+  int fd = al_checkfd(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  luaL_argcheck(L, max > 0 && max <= (1 << 24), 2, "size out of range");
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)max);
+  ssize_t n;
+  do n = read(fd, p, (size_t)max);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) n = 0;
+  else if (n < 0) return luaL_error(L, "aloop: read from fd %d failed: %s", fd, strerror(errno));
+  else if (n == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
+/* core._isatty(fd) */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(al_checkfd(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg io_methods[] = {
+    {"add_reader", loop_add_reader},
+    {"remove_reader", loop_remove_reader},
+    {"add_writer", loop_add_writer},
+    {"remove_writer", loop_remove_writer},
+    {NULL, NULL},
+};
+
+/* Adds the fd-watcher methods to the loop method table on top of the stack; the raw helpers go
+   to the module table, three slots below it (module, metatable, methods). */
+void al_io_open(lua_State *L) {
+  luaL_setfuncs(L, io_methods, 0);
+  lua_pushcfunction(L, l_fd_read);
+  lua_setfield(L, -4, "_fd_read");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -4, "_isatty");
+  al_net_open(L);
+}

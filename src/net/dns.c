@@ -1,0 +1,238 @@
+/*
+** Name resolution that never blocks the loop: loop:getaddrinfo/getnameinfo for names that need
+** a lookup run getaddrinfo(3)/getnameinfo(3) on a small pool of worker threads of their own (at
+** most DNS_THREADS per loop, started on demand, so a lookup never queues behind
+** run_in_executor work). A finished lookup goes back to the loop thread as a thread-safe call
+** (the loop's ev_async), which completes the future. Literal addresses and "localhost" never
+** come here (socket.c resolves them at once).
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+
+#define DNS_THREADS 4
+
+static const char key_dns = 0; /* loop attribute: userdata holding the loop's DnsPool pointer */
+
+typedef struct DnsPool DnsPool;
+
+typedef struct DnsJob {
+  struct DnsJob *next;
+  int reverse; /* getnameinfo */
+  char *host;
+  char port[16];
+  struct addrinfo hints, *res;
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  char hbuf[NI_MAXHOST], sbuf[NI_MAXSERV];
+  int err;
+  int ref; /* registry ref of the future; touched on the loop thread only */
+} DnsJob;
+
+struct DnsPool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  DnsJob *head, *tail;
+  int nthreads, idle, closing;
+  int refs;      /* the loop's reference + one per thread */
+  al_Loop *loop; /* NULL once the loop is closed */
+};
+
+static void job_free(void *ud) {
+  DnsJob *j = ud;
+  if (j->res) freeaddrinfo(j->res);
+  free(j->host);
+  free(j);
+}
+
+static void pool_release(DnsPool *p) { /* called with p->mu held; unlocks */
+  int last = --p->refs == 0;
+  pthread_mutex_unlock(&p->mu);
+  if (!last) return;
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  free(p);
+}
+
+/* On the loop thread: completes the job's future (unless it was cancelled meanwhile). */
+static void job_done(lua_State *L, void *ud) {
+  DnsJob *j = ud;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, j->ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, j->ref);
+  int fidx = lua_gettop(L);
+  al_Future *f = lua_touserdata(L, fidx);
+  if (f->state == AL_PENDING) {
+    if (j->err) {
+      al_gai_error(L, j->err, j->reverse ? "getnameinfo" : j->host);
+      al_future_set_exception(L, f, fidx, -1, 0);
+    } else if (j->reverse) {
+      lua_pushstring(L, j->hbuf);
+      lua_pushstring(L, j->sbuf);
+      al_future_set_result(L, f, fidx, -2, 2);
+    } else {
+      al_gai_push(L, j->res);
+      al_future_set_result(L, f, fidx, -1, 1);
+    }
+  }
+  lua_settop(L, fidx - 1);
+  job_free(j);
+}
+
+static void *worker(void *arg) {
+  DnsPool *p = arg;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->head && !p->closing) {
+      p->idle++;
+      pthread_cond_wait(&p->cv, &p->mu);
+      p->idle--;
+    }
+    DnsJob *j = p->head;
+    if (!j) break; /* closing, nothing queued */
+    p->head = j->next;
+    if (!p->head) p->tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    if (j->reverse)
+      j->err = getnameinfo((struct sockaddr *)&j->ss, j->sslen, j->hbuf, sizeof j->hbuf, j->sbuf,
+                           sizeof j->sbuf, NI_NUMERICSERV);
+    else
+      j->err = al_gai_call(j->host, j->port, &j->hints, &j->res);
+    pthread_mutex_lock(&p->mu);
+    if (!p->loop || al_call_threadsafe(p->loop, job_done, job_free, j) != 0) job_free(j);
+  }
+  p->nthreads--;
+  pool_release(p);
+  return NULL;
+}
+
+/* The loop's pool, created on first use. */
+static DnsPool *get_pool(lua_State *L, al_Loop *loop, int loopidx) {
+  lua_getiuservalue(L, loopidx, 1);
+  DnsPool **pp = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 1);
+  if (!pp) {
+    pp = lua_newuserdatauv(L, sizeof *pp, 0);
+    *pp = NULL;
+    lua_rawsetp(L, -2, &key_dns);
+  }
+  lua_pop(L, 1);
+  if (!*pp) {
+    DnsPool *p = calloc(1, sizeof *p);
+    if (!p) luaL_error(L, "not enough memory");
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->refs = 1;
+    p->loop = loop;
+    *pp = p;
+  }
+  return *pp;
+}
+
+/* Queues the job (a thread starts when none is idle) and pushes its new future. */
+static int submit(lua_State *L, al_Loop *loop, DnsJob *j) {
+  DnsPool *p = get_pool(L, loop, 1);
+  al_future_new(L, loop, 1);
+  lua_pushvalue(L, -1);
+  j->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  pthread_mutex_lock(&p->mu);
+  if (p->idle == 0 && p->nthreads < DNS_THREADS) {
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (al_thread_create(&th, &attr, worker, p) == 0) {
+      p->nthreads++;
+      p->refs++;
+    }
+    pthread_attr_destroy(&attr);
+  }
+  if (p->nthreads == 0) { /* no thread could start: fail the lookup, never block the loop */
+    pthread_mutex_unlock(&p->mu);
+    luaL_unref(L, LUA_REGISTRYINDEX, j->ref);
+    job_free(j);
+    return luaL_error(L, "aloop: cannot start a DNS thread");
+  }
+  j->next = NULL;
+  if (p->tail) p->tail->next = j;
+  else p->head = j;
+  p->tail = j;
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  return 1;
+}
+
+static DnsJob *new_job(lua_State *L) {
+  DnsJob *j = calloc(1, sizeof *j);
+  if (!j) luaL_error(L, "not enough memory");
+  return j;
+}
+
+/* core._dns_getaddrinfo(loop, host, port, family, type, passive) -> future of the list. */
+static int l_dns_getaddrinfo(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
+  struct addrinfo hints;
+  const char *host;
+  char port[16];
+  al_gai_prepare(L, 2, &hints, &host, port);
+  DnsJob *j = new_job(L);
+  j->hints = hints;
+  memcpy(j->port, port, sizeof j->port);
+  if (host && !(j->host = strdup(host))) {
+    job_free(j);
+    return luaL_error(L, "not enough memory");
+  }
+  return submit(L, loop, j);
+}
+
+/* core._dns_getnameinfo(loop, addr) -> future of host, service. */
+static int l_dns_getnameinfo(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_rawgeti(L, 2, 1);
+  const char *host = luaL_checkstring(L, -1);
+  int family = strchr(host, ':') ? AF_INET6 : AF_INET;
+  lua_pop(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = al_check_sockaddr(L, 2, family, &ss);
+  DnsJob *j = new_job(L);
+  j->reverse = 1;
+  j->ss = ss;
+  j->sslen = len;
+  return submit(L, loop, j);
+}
+
+/* loop:close(): no more results for this loop; queued lookups are dropped. */
+void al_dns_close(lua_State *L, al_Loop *loop, int loopidx) {
+  lua_getiuservalue(L, loopidx, 1);
+  DnsPool **pp = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 2);
+  if (!pp || !*pp) return;
+  DnsPool *p = *pp;
+  *pp = NULL;
+  pthread_mutex_lock(&p->mu);
+  p->loop = NULL;
+  p->closing = 1;
+  DnsJob *j = p->head;
+  p->head = p->tail = NULL;
+  pthread_cond_broadcast(&p->cv);
+  pool_release(p);
+  while (j) {
+    DnsJob *next = j->next;
+    job_free(j);
+    j = next;
+  }
+}
+
+void al_dns_open(lua_State *L) {
+  lua_pushcfunction(L, l_dns_getaddrinfo);
+  lua_setfield(L, -4, "_dns_getaddrinfo");
+  lua_pushcfunction(L, l_dns_getnameinfo);
+  lua_setfield(L, -4, "_dns_getnameinfo");
+}
