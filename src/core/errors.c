@@ -3,6 +3,7 @@
 ** `__name`, `__index` (itself), `__tostring` and `parent`; instances carry `message` and
 ** `traceback`. The class tree lives in the registry so C code can raise CancelledError etc.
 */
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -183,6 +184,34 @@ static int class_extend(lua_State *L) {
 }
 
 /* Registers the classes in the registry and sets them as fields of the table on top. */
+/* OSError objects: the subclass follows errno (asyncio's ConnectionRefusedError etc.). */
+
+static const char *errno_class(int err) {
+  switch (err) {
+  case ECONNREFUSED: return "ConnectionRefusedError";
+  case ECONNRESET: return "ConnectionResetError";
+  case EPIPE: case ESHUTDOWN: return "BrokenPipeError";
+  case ECONNABORTED: return "ConnectionAbortedError";
+  default: return "OSError";
+  }
+}
+
+void al_oserror_push(lua_State *L, int err, const char *what) {
+  const char *se = strerror(err);
+  lua_pushfstring(L, "[Errno %d] %s%s%s", err, se, what ? ": " : "", what ? what : "");
+  al_error_push(L, errno_class(err), lua_tostring(L, -1));
+  lua_remove(L, -2);
+  lua_pushinteger(L, err);
+  lua_setfield(L, -2, "errno");
+  lua_pushstring(L, se);
+  lua_setfield(L, -2, "strerror");
+}
+
+int al_oserror_raise(lua_State *L, int err, const char *what) {
+  al_oserror_push(L, err, what);
+  return lua_error(L);
+}
+
 void al_errors_open(lua_State *L) {
   lua_newtable(L);
   for (int i = 0; class_tree[i][0]; i++) {

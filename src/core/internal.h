@@ -202,9 +202,28 @@ void al_loop_open(lua_State *L);
 al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const char *bname);
 void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STEP_* */
 
-/* io.c */
+/*
+** Every resource that owns an fd or a watcher (transport, listener, process, …) starts with this
+** header and registers itself while open (resource.c): loop:close() calls shutdown for each one
+** still open, which stops its watchers and closes its fd.
+*/
+typedef struct al_Resource {
+  void (*shutdown)(lua_State *L, void *obj);
+} al_Resource;
+
+/* resource.c */
+void al_resource_add(lua_State *L, al_Loop *loop, int idx); /* the userdata at idx is open */
+void al_resource_remove(lua_State *L, al_Loop *loop, void *obj);
+void al_resources_close(lua_State *L, al_Loop *loop, int loopidx); /* loop:close() */
+
+/* io/watcher.c: the only code that changes loop->nwatchers */
+void al_watch_start(al_Loop *loop, ev_io *w); /* ev_io_start + count */
+void al_watch_stop(al_Loop *loop, ev_io *w);
 void al_io_open(lua_State *L);
 void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
+
+/* net/dns.c: the loop's resolver threads */
+void al_dns_close(lua_State *L, al_Loop *loop, int loopidx);
 
 /* signal.c */
 int al_checksignal(lua_State *L, int idx); /* a number or a name like "SIGTERM" */
@@ -250,6 +269,8 @@ void al_task_open(lua_State *L);
 void al_error_push(lua_State *L, const char *cls, const char *msg); /* new error object */
 int al_error_raise(lua_State *L, const char *cls, const char *fmt, ...);
 int al_error_is(lua_State *L, int idx, const char *cls);
+void al_oserror_push(lua_State *L, int err, const char *what); /* the OSError subclass for err */
+int al_oserror_raise(lua_State *L, int err, const char *what);
 void al_errors_open(lua_State *L);
 
 /* log.c */

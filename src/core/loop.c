@@ -634,6 +634,8 @@ static int loop_close(lua_State *L) {
   /* Failed tasks nobody references any more report "exception was never retrieved" now. */
   lua_gc(L, LUA_GCCOLLECT);
   loop->closed = 1;
+  al_dns_close(L, loop, 1);
+  al_resources_close(L, loop, 1); /* transports, listeners, processes */
   al_io_close(L, loop, 1);
   al_signal_close(L, loop, 1);
   al_State *st = loop->st;

@@ -47,7 +47,7 @@ enum {
 };
 
 typedef struct al_Process {
-  al_NetObj hdr; /* loop:close() hands a child still running to a reaper thread */
+  al_Resource hdr; /* loop:close() hands a child still running to a reaper thread */
   ev_io pidw;    /* the pidfd: readable once the child has exited */
   ev_timer pollw; /* without a pidfd: polls waitpid(pid, WNOHANG) */
   al_Loop *loop;
@@ -118,7 +118,7 @@ static void exited(lua_State *L, al_Process *p) {
   stop_watching(p);
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref);
   int pidx = lua_gettop(L);
-  al_net_unregister(L, p->loop, p);
+  al_resource_remove(L, p->loop, p);
   if (lua_getiuservalue(L, pidx, PUV_ONEXIT) == LUA_TFUNCTION) {
     lua_pushvalue(L, pidx);
     al_handle_new(L, p->loop, -2, 1, 0);
@@ -177,7 +177,7 @@ static void proc_shutdown(lua_State *L, void *obj) {
     p->reaped = 1; /* by the thread: never signal this pid again */
     p->status = INT32_MIN;
   }
-  al_net_unregister(L, p->loop, p);
+  al_resource_remove(L, p->loop, p);
   luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
   p->ref = LUA_NOREF;
 }
@@ -371,7 +371,7 @@ static int l_spawn(lua_State *L) {
   p->watching = 1;
   lua_pushvalue(L, pidx);
   p->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  al_net_register(L, loop, pidx);
+  al_resource_add(L, loop, pidx);
   return 4; /* transport and the three socket objects or nils */
 }
 

@@ -58,6 +58,22 @@ static void push_watchers(lua_State *L, int loopidx) {
   lua_remove(L, -2);
 }
 
+/*
+** The only code that counts active watchers: loop->nwatchers decides whether an iteration with
+** ready callbacks polls at all (loop.c), so every watcher of every kind starts and stops here.
+*/
+void al_watch_start(al_Loop *loop, ev_io *w) {
+  if (ev_is_active(w)) return;
+  ev_io_start(loop->ev, w);
+  loop->nwatchers++;
+}
+
+void al_watch_stop(al_Loop *loop, ev_io *w) {
+  if (!ev_is_active(w)) return;
+  ev_io_stop(loop->ev, w);
+  loop->nwatchers--;
+}
+
 static void watcher_cb(struct ev_loop *ev, ev_io *w, int revents) {
   (void)ev, (void)revents;
   al_Watcher *wt = (al_Watcher *)w;
@@ -128,7 +144,6 @@ static int loop_remove_writer(lua_State *L) { return remove_watcher(L, 1); }
 
 /* Stops every fd watcher of the loop (close). */
 void al_io_close(lua_State *L, al_Loop *loop, int loopidx) {
-  al_net_close(L, loop, loopidx); /* transports and listeners first */
   push_watchers(L, loopidx);
   lua_pushnil(L);
   while (lua_next(L, -2)) {

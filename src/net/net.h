@@ -20,14 +20,6 @@ typedef struct al_Socket {
   int family, type;
 } al_Socket;
 
-/*
-** Every open network object starts with this header: loop:close() (through al_io_close) calls
-** shutdown for each one still open, which stops its watchers and closes its fd.
-*/
-typedef struct al_NetObj {
-  void (*shutdown)(lua_State *L, void *obj);
-} al_NetObj;
-
 /* io.c */
 int al_checkfd(lua_State *L, int idx); /* integer, Lua file or object with :fileno() */
 
@@ -38,20 +30,13 @@ void al_socket_close(al_Socket *s);
 int al_socket_push_name(lua_State *L, int fd, int peer); /* pushes an address or nil */
 void al_push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len);
 socklen_t al_check_sockaddr(lua_State *L, int idx, int family, struct sockaddr_storage *ss);
-void al_oserror_push(lua_State *L, int err, const char *what); /* an OSError subclass */
 struct addrinfo;
 int al_gai_prepare(lua_State *L, int first, struct addrinfo *hints, const char **host,
                    char port[16]);
 int al_gai_call(const char *host, const char *port, struct addrinfo *hints, struct addrinfo **res);
 void al_gai_error(lua_State *L, int r, const char *what);
 void al_gai_push(lua_State *L, const struct addrinfo *res);
-int al_oserror_raise(lua_State *L, int err, const char *what);
-void al_net_register(lua_State *L, al_Loop *loop, int idx);   /* into the open set */
-void al_net_unregister(lua_State *L, al_Loop *loop, void *obj);
-void al_net_close(lua_State *L, al_Loop *loop, int loopidx); /* loop:close() */
 void al_net_open(lua_State *L); /* loop methods table on top, module table at -4 */
-void al_watch_start(al_Loop *loop, ev_io *w); /* ev_io_start + loop->nwatchers */
-void al_watch_stop(al_Loop *loop, ev_io *w);
 
 /* transport.c: kinds of transport */
 enum { AL_TR_SOCK, AL_TR_PIPE, AL_TR_DGRAM, AL_TR_DGRAM_CONNECTED /* with a remote address */ };
@@ -61,7 +46,6 @@ void al_transport_open(lua_State *L);
 
 /* dns.c */
 void al_dns_open(lua_State *L);
-void al_dns_close(lua_State *L, al_Loop *loop, int loopidx);
 
 /* server.c */
 void al_server_open(lua_State *L);

@@ -19,7 +19,7 @@
 enum { LV_SOCK = 1, LV_FACTORY, LV_LOOP, LV_N = LV_LOOP };
 
 typedef struct al_Listener {
-  al_NetObj hdr;
+  al_Resource hdr;
   ev_io io;
   ev_timer retry;
   al_Loop *loop;
@@ -48,7 +48,7 @@ static void ls_close(lua_State *L, al_Listener *ls) {
   ls->closed = 1;
   ls->serving = 0;
   ls_stop(ls);
-  al_net_unregister(L, ls->loop, ls);
+  al_resource_remove(L, ls->loop, ls);
   luaL_unref(L, LUA_REGISTRYINDEX, ls->ref);
   ls->ref = LUA_NOREF;
 }
@@ -167,7 +167,7 @@ static int l_listener(lua_State *L) {
   }
   lua_pushvalue(L, -1);
   ls->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  al_net_register(L, loop, -1);
+  al_resource_add(L, loop, -1);
   return 1;
 }
 

@@ -1,8 +1,7 @@
 /*
 ** Socket objects (aio.socket: socket, socketpair; :fileno, :send, :recv, :close, :getsockname …),
-** addresses ({host, port} tables; a path string for Unix sockets), OSError objects carrying
-** errno, address resolution for literal hosts and "localhost", and the per-loop set of open
-** network objects that loop:close() shuts down. Every fd is non-blocking and close-on-exec.
+** addresses ({host, port} tables; a path string for Unix sockets) and address resolution for
+** literal hosts and "localhost". Every fd is non-blocking and close-on-exec.
 */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,49 +17,7 @@
 
 #include "net/net.h"
 
-static const char key_net = 0;  /* loop attribute: lightuserdata(obj) -> open network object */
 static const char key_addr = 0; /* registry: the metatable of address tables */
-
-void al_watch_start(al_Loop *loop, ev_io *w) {
-  if (ev_is_active(w)) return;
-  ev_io_start(loop->ev, w);
-  loop->nwatchers++;
-}
-
-void al_watch_stop(al_Loop *loop, ev_io *w) {
-  if (!ev_is_active(w)) return;
-  ev_io_stop(loop->ev, w);
-  loop->nwatchers--;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* OSError objects. */
-
-static const char *errno_class(int err) {
-  switch (err) {
-  case ECONNREFUSED: return "ConnectionRefusedError";
-  case ECONNRESET: return "ConnectionResetError";
-  case EPIPE: case ESHUTDOWN: return "BrokenPipeError";
-  case ECONNABORTED: return "ConnectionAbortedError";
-  default: return "OSError";
-  }
-}
-
-void al_oserror_push(lua_State *L, int err, const char *what) {
-  const char *se = strerror(err);
-  lua_pushfstring(L, "[Errno %d] %s%s%s", err, se, what ? ": " : "", what ? what : "");
-  al_error_push(L, errno_class(err), lua_tostring(L, -1));
-  lua_remove(L, -2);
-  lua_pushinteger(L, err);
-  lua_setfield(L, -2, "errno");
-  lua_pushstring(L, se);
-  lua_setfield(L, -2, "strerror");
-}
-
-int al_oserror_raise(lua_State *L, int err, const char *what) {
-  al_oserror_push(L, err, what);
-  return lua_error(L);
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Addresses. */
@@ -521,90 +478,6 @@ static const luaL_Reg sock_methods[] = {
     {"family", sock_family},       {"detach", sock_detach},
     {NULL, NULL},
 };
-
-/* ---------------------------------------------------------------------------------------- */
-/* The per-loop set of open network objects. */
-
-static void push_netset(lua_State *L, al_Loop *loop) {
-  al_push_loop(L, loop);
-  lua_getiuservalue(L, -1, 1);
-  if (lua_rawgetp(L, -1, &key_net) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, -3, &key_net);
-  }
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-}
-
-void al_net_register(lua_State *L, al_Loop *loop, int idx) {
-  idx = lua_absindex(L, idx);
-  if (loop->debug) al_debug_note_creation(L, loop, idx); /* for the "unclosed" warning */
-  push_netset(L, loop);
-  lua_pushvalue(L, idx);
-  lua_rawsetp(L, -2, lua_touserdata(L, idx));
-  lua_pop(L, 1);
-}
-
-void al_net_unregister(lua_State *L, al_Loop *loop, void *obj) {
-  push_netset(L, loop);
-  lua_pushnil(L);
-  lua_rawsetp(L, -2, obj);
-  lua_pop(L, 1);
-}
-
-static int tostring_p(lua_State *L) {
-  luaL_tolstring(L, 1, NULL);
-  return 1;
-}
-
-/*
-** Debug mode: a transport, server or process still open when its loop closes was never closed
-** by its owner: a resource warning (asyncio's "unclosed transport"), with where it was made.
-*/
-static void warn_unclosed(lua_State *L, int idx) {
-  lua_pushcfunction(L, tostring_p);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushliteral(L, "object");
-  }
-  if (al_debug_push_creation(L, idx)) {
-    lua_pushfstring(L, "unclosed %s (close it before its loop)\nObject created at:\n%s",
-                    lua_tostring(L, -2), lua_tostring(L, -1));
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-  } else {
-    lua_pushfstring(L, "unclosed %s (close it before its loop)", lua_tostring(L, -1));
-    lua_replace(L, -2);
-  }
-  al_log_pushed(L, AL_LOG_WARNING);
-}
-
-void al_net_close(lua_State *L, al_Loop *loop, int loopidx) {
-  al_dns_close(L, loop, loopidx);
-  lua_getiuservalue(L, loopidx, 1);
-  if (lua_rawgetp(L, -1, &key_net) == LUA_TTABLE) {
-    /* collect first: shutdown unregisters */
-    lua_newtable(L);
-    int n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, -3)) lua_rawseti(L, -3, ++n);
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      if (loop->debug) warn_unclosed(L, lua_gettop(L));
-      al_NetObj *o = lua_touserdata(L, -1);
-      o->shutdown(L, o);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_pushnil(L);
-  lua_rawsetp(L, -2, &key_net);
-  lua_pop(L, 1);
-}
 
 /*
 ** core._fdobj(pipe): a socket object owning a non-blocking, close-on-exec duplicate of the fd of

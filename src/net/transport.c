@@ -43,7 +43,7 @@ typedef struct Buf {
 } Buf;
 
 typedef struct al_Transport {
-  al_NetObj hdr;
+  al_Resource hdr;
   ev_io rio, wio;
   al_Loop *loop;
   int fd;
@@ -238,7 +238,7 @@ static void finish(lua_State *L, al_Transport *t, int tidx) {
   lua_pop(L, 1);
   t->fd = -1;
   buf_free(&t->wbuf);
-  al_net_unregister(L, t->loop, t);
+  al_resource_remove(L, t->loop, t);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;
 }
@@ -950,7 +950,7 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   lua_setiuservalue(L, tidx, UV_LOOP);
   lua_pushvalue(L, tidx);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  al_net_register(L, loop, tidx);
+  al_resource_add(L, loop, tidx);
   lua_pushvalue(L, tidx);
   proto_call(L, t, tidx, "connection_made", 1);
   lua_pop(L, 1);

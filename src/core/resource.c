@@ -1,0 +1,89 @@
+/*
+** The one close path for a loop's resources (as libuv's handle queue): transports, listeners,
+** processes and every other object that owns an fd or a watcher registers here while open and
+** leaves when it closes. loop:close() shuts down whatever is still registered, in one place, and
+** in debug mode reports each one as unclosed, with where it was made.
+*/
+#include "core/internal.h"
+
+static const char key_resources = 0; /* loop attribute: lightuserdata(obj) -> open resource */
+
+static void push_resources(lua_State *L, al_Loop *loop) {
+  al_push_loop(L, loop);
+  lua_getiuservalue(L, -1, 1);
+  if (lua_rawgetp(L, -1, &key_resources) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, -3, &key_resources);
+  }
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+void al_resource_add(lua_State *L, al_Loop *loop, int idx) {
+  idx = lua_absindex(L, idx);
+  if (loop->debug) al_debug_note_creation(L, loop, idx); /* for the "unclosed" warning */
+  push_resources(L, loop);
+  lua_pushvalue(L, idx);
+  lua_rawsetp(L, -2, lua_touserdata(L, idx));
+  lua_pop(L, 1);
+}
+
+void al_resource_remove(lua_State *L, al_Loop *loop, void *obj) {
+  push_resources(L, loop);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, obj);
+  lua_pop(L, 1);
+}
+
+static int tostring_p(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/*
+** Debug mode: a transport, server or process still open when its loop closes was never closed
+** by its owner: a resource warning (asyncio's "unclosed transport"), with where it was made.
+*/
+static void warn_unclosed(lua_State *L, int idx) {
+  lua_pushcfunction(L, tostring_p);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "object");
+  }
+  if (al_debug_push_creation(L, idx)) {
+    lua_pushfstring(L, "unclosed %s (close it before its loop)\nObject created at:\n%s",
+                    lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+  } else {
+    lua_pushfstring(L, "unclosed %s (close it before its loop)", lua_tostring(L, -1));
+    lua_replace(L, -2);
+  }
+  al_log_pushed(L, AL_LOG_WARNING);
+}
+
+void al_resources_close(lua_State *L, al_Loop *loop, int loopidx) {
+  lua_getiuservalue(L, loopidx, 1);
+  if (lua_rawgetp(L, -1, &key_resources) == LUA_TTABLE) {
+    /* collect first: shutdown unregisters */
+    lua_newtable(L);
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -3)) lua_rawseti(L, -3, ++n);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      if (loop->debug) warn_unclosed(L, lua_gettop(L));
+      al_Resource *o = lua_touserdata(L, -1);
+      o->shutdown(L, o);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, &key_resources);
+  lua_pop(L, 1);
+}
