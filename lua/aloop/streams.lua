@@ -50,7 +50,9 @@ return function(aio, core)
   end
 
   function StreamReader:readline() return fill(self._buffer, buf_readuntil, "\n", true) end
-  function StreamReader:readuntil(sep) return fill(self._buffer, buf_readuntil, sep or "\n", false) end
+  function StreamReader:readuntil(sep)
+    return fill(self._buffer, buf_readuntil, sep or "\n", false)
+  end
   function StreamReader:readexactly(n) return fill(self._buffer, buf_readexactly, n) end
   function StreamReader:at_eof() return buf_at_eof(self._buffer) end
   function StreamReader:exception() return buf_exception(self._buffer) end

@@ -1,5 +1,5 @@
 -- Subprocesses (API.md §7): the Lua half of process.c. The child is spawned and reaped in C;
--- here its pipes become pipe transports (transport.c), the SubprocessProtocol is called
+-- here its pipes become pipe transports (stream_transport.c), the SubprocessProtocol is called
 -- (pipe_data_received, pipe_connection_lost, process_exited, connection_lost), and the
 -- high-level Process wraps the pipes in a StreamWriter (stdin) and StreamReaders (stdout,
 -- stderr). loop:subprocess_exec/subprocess_shell, aio.create_subprocess_exec/_shell.

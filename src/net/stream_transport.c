@@ -230,7 +230,8 @@ void al_stream_flush(lua_State *L, al_Transport *t, int tidx) {
 }
 
 static int check_writable(lua_State *L, al_Transport *t) {
-  if (t->eof_req) return al_error_raise(L, "InvalidStateError", "Cannot call write() after write_eof()");
+  if (t->eof_req)
+    return al_error_raise(L, "InvalidStateError", "Cannot call write() after write_eof()");
   if (t->closing) return al_error_raise(L, "InvalidStateError", "write() on a closing transport");
   return 0;
 }

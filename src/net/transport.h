@@ -69,8 +69,9 @@ typedef struct al_Transport {
 ** - input(): bytes read from the fd. Deliver what the consumer may take with al_stream_deliver
 **   while al_stream_wants_data(t); when it stops wanting, keep the rest (in the BIO) and set
 **   f->held: once the consumer wants data again the transport clears it and calls
-**   input(L, t, tidx, NULL, 0) from the ready queue. Bytes for the peer (handshake records, alerts, tickets) are
-**   appended to t->wbuf with al_buf_append; the transport flushes after every op.
+**   input(L, t, tidx, NULL, 0) from the ready queue. Bytes for the peer (handshake records,
+**   alerts, tickets) are appended to t->wbuf with al_buf_append; the transport flushes after
+**   every op.
 ** - write(): cleartext from write()/writelines(). Append what goes on the wire to t->wbuf; what
 **   cannot be encoded yet (the handshake is not done) is kept and counted in f->queued, which
 **   the write-buffer size and the water marks include. When queued bytes become wire bytes
