@@ -357,6 +357,8 @@ static const luaL_Reg remote_methods[] = {
 
 void al_remote_open(lua_State *L) {
   luaL_newmetatable(L, AL_REMOTE_MT);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "_RemoteLoop_mt"); /* for the Lua modules' type checks */
   luaL_newlib(L, remote_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "RemoteLoop");

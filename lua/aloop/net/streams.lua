@@ -1,7 +1,11 @@
 -- Streams (API.md §6) over stream-mode transports: the reader's buffer lives in C
 -- (transport.c); these methods consume it and, when it has not enough, wait on the future the
 -- C read callback completes. aio.open_connection, aio.start_server (a task per client).
-return function(aio, core)
+local core = require "aloop.core"
+
+-- This file's part of the public table (init.lua picks its public names), indented as a block.
+local aio = {}
+do
   local await = core.await_future
   local running_loop = core._running_loop
   local DEFAULT_LIMIT = 65536
@@ -89,7 +93,7 @@ return function(aio, core)
     return setmetatable({ _tr = tr, _limit = limit }, StreamReader),
       setmetatable({ transport = tr }, StreamWriter)
   end
-  aio._streams = streams -- subprocess.lua: a Process's pipes
+  aio.streams = streams -- subprocess.lua: a Process's pipes (not public)
 
   local function stream_protocol(limit, on_made)
     return {
@@ -135,7 +139,6 @@ return function(aio, core)
     end
     return function() return stream_protocol(limit, on_made) end
   end
-  aio._client_factory = client_factory
 
   -- start_server(cb, host, port, opts) -> Server; cb(reader, writer) runs as a task per client.
   function aio.start_server(cb, host, port, opts)
@@ -151,3 +154,5 @@ return function(aio, core)
     return loop:create_unix_server(client_factory(loop, cb, limit), path, opts)
   end
 end
+
+return aio
