@@ -1,7 +1,8 @@
 -- aio.thread: loops running in other OS threads (src/threads/remote.c). start_loop() returns a handle
 -- on a loop that runs run_forever in a new thread with its own Lua state; work reaches it as
--- marshalled functions (call_soon_threadsafe, aio.run_coroutine_threadsafe). Also _serve, which
--- that thread runs, and what crosses between states (encode/decode, as bytes).
+-- marshalled functions (call_soon_threadsafe, aio.run_coroutine_threadsafe). Also serve, which
+-- that thread runs (remote.c calls it, start_coro and cancel_coro), and what crosses between
+-- states (encode/decode, as bytes).
 local core = require "aloop.core"
 local coro = require "aloop.core.coro"
 local tasks = require "aloop.core.tasks"
@@ -44,14 +45,16 @@ end
 
 -- In the new thread: run the loop until remote:stop(); then run what was posted before the
 -- stop, cancel the tasks that are left (their concurrent futures are cancelled) and close.
-function thread._serve(r)
-  thread._remote = r
+local this_remote, stopping -- in the loop's own thread: its RemoteLoop; stop() has begun
+
+local function serve(r)
+  this_remote = r
   local loop = core.new_event_loop()
   core.set_event_loop(loop)
   core._remote_state(r, "running", loop)
   local ok, err = pcall(loop.run_forever, loop)
   core._remote_state(r, "stopping")
-  thread._stopping = true
+  stopping = true
   pcall(loop.run_until_complete, loop, core.sleep, 0)
   local left = {}
   for t in pairs(core.all_tasks(loop)) do
@@ -66,18 +69,18 @@ function thread._serve(r)
 end
 
 -- In the remote thread: fn(...) as a task whose outcome completes the concurrent future;
--- cancelling that future (from any thread) cancels the task (_cancel_coro).
+-- cancelling that future (from any thread) cancels the task (cancel_coro).
 local running = {} -- concurrent future id -> its task
-function thread._start_coro(cf, fn, ...)
+local function start_coro(cf, fn, ...)
   if not cf:_start() then return end
   local task = core.get_event_loop():create_task(fn, ...)
   local id = cf:_id()
   running[id] = task
-  core._cf_cancel_via(cf, thread._remote)
+  core._cf_cancel_via(cf, this_remote)
   task:add_done_callback(function(t)
     running[id] = nil
     if t:cancelled() then
-      if not thread._stopping then return cf:_set_cancelled() end
+      if not stopping then return cf:_set_cancelled() end
       return cf:_set_error(core.CancelledError(
         "aloop: the loop in the other thread stopped before the coroutine finished"))
     end
@@ -86,9 +89,12 @@ function thread._start_coro(cf, fn, ...)
   end)
 end
 
-function thread._cancel_coro(cf)
+local function cancel_coro(cf)
   local task = running[cf:_id()]
   if task then task:cancel() end
 end
 
-return { thread = thread, run_coroutine_threadsafe = run_coroutine_threadsafe }
+return {
+  thread = thread, run_coroutine_threadsafe = run_coroutine_threadsafe,
+  serve = serve, start_coro = start_coro, cancel_coro = cancel_coro, -- src/threads/remote.c
+}
