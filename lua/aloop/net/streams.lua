@@ -93,7 +93,7 @@ do
     return setmetatable({ _tr = tr, _limit = limit }, StreamReader),
       setmetatable({ transport = tr }, StreamWriter)
   end
-  aio.streams = streams -- subprocess.lua: a Process's pipes (not public)
+  aio.streams = streams -- aloop.io.subprocess: a Process's pipes (not public)
 
   local function stream_protocol(limit, on_made)
     return {
