@@ -1,4 +1,4 @@
--- Subprocesses (src/io/process.c, lua/aloop/subprocess.lua): create_subprocess_exec/_shell and
+-- Subprocesses (src/io/process.c, lua/aloop/io/subprocess.lua): create_subprocess_exec/_shell and
 -- Process, loop:subprocess_exec/_shell with a SubprocessProtocol, reaping, and the peers' bugs.
 -- Every body runs as a task on a fresh loop (aloop.busted): a child left unreaped keeps its
 -- pidfd watcher, which fails the test.

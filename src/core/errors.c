@@ -226,4 +226,14 @@ void al_errors_open(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_errors);
   lua_pushcfunction(L, l_iserror);
   lua_setfield(L, -2, "iserror");
+  /* core.errno: the errno values the Lua modules compare with (name -> number) */
+  static const struct { const char *name; int value; } errnos[] = {
+      {"EADDRINUSE", EADDRINUSE}, {"ECONNREFUSED", ECONNREFUSED}, {"EINPROGRESS", EINPROGRESS},
+  };
+  lua_createtable(L, 0, sizeof errnos / sizeof errnos[0]);
+  for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++) {
+    lua_pushinteger(L, errnos[i].value);
+    lua_setfield(L, -2, errnos[i].name);
+  }
+  lua_setfield(L, -2, "errno");
 }

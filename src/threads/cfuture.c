@@ -521,6 +521,8 @@ static const luaL_Reg cf_methods[] = {
 
 void al_cfuture_open(lua_State *L) {
   luaL_newmetatable(L, AL_CFUTURE_MT);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "_ConcurrentFuture_mt"); /* for the Lua modules' type checks */
   luaL_newlib(L, cf_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */

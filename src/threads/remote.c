@@ -1,6 +1,7 @@
 /*
 ** Loops in other OS threads (aio.thread.start_loop): a new thread with its own Lua state runs a
-** loop's run_forever (lua/aloop/thread.lua's _serve); the starting state holds a Remote handle.
+** loop's run_forever (serve in lua/aloop/threads/thread.lua); the starting state holds a Remote
+** handle.
 ** Work reaches the remote loop only as marshalled calls posted to its thread-safe queue, under
 ** the handle's mutex while the loop is known to be alive, so nothing is posted to a freed loop.
 */
@@ -48,7 +49,7 @@ static void remote_set_state(Remote *r, int state, al_Loop *loop) {
   pthread_mutex_unlock(&r->mu);
 }
 
-/* core._remote_state(r, "running", loop) / (r, "stopping") / (r, "done"), from _serve. */
+/* core._remote_state(r, "running", loop) / (r, "stopping") / (r, "done"), from serve. */
 static int l_remote_state(lua_State *L) {
   Remote *r = lua_touserdata(L, 1);
   const char *s = luaL_checkstring(L, 2);
@@ -72,11 +73,10 @@ static void *remote_main(void *arg) {
     snprintf(r->err, sizeof r->err, "cannot create a Lua state for the loop's thread");
   } else {
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "aloop");
+    lua_pushliteral(L, "aloop.threads.thread");
     int st = lua_pcall(L, 1, 1, 0);
     if (st == LUA_OK) {
-      lua_getfield(L, -1, "thread");
-      lua_getfield(L, -1, "_serve");
+      lua_getfield(L, -1, "serve");
       lua_pushlightuserdata(L, r);
       st = lua_pcall(L, 1, 0, 0);
     }
@@ -108,16 +108,16 @@ static void post_free(Post *p) {
   free(p);
 }
 
-/* On the remote thread (a thread-safe call): fn(...) or thread._start_coro(cf, fn, ...). */
+/* On the remote thread (a thread-safe call): fn(...), or start_coro(cf, fn, ...) of
+** aloop.threads.thread. */
 static int post_run_p(lua_State *L) {
   Post *p = lua_touserdata(L, 1);
   lua_settop(L, 0);
   if (p->cf) {
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "aloop");
+    lua_pushliteral(L, "aloop.threads.thread");
     lua_call(L, 1, 1);
-    lua_getfield(L, -1, "thread");
-    lua_getfield(L, -1, "_start_coro");
+    lua_getfield(L, -1, "start_coro");
     lua_replace(L, 1);
     lua_settop(L, 1);
     al_cf_push(L, p->cf);
@@ -204,16 +204,15 @@ static int remote_run_coro(lua_State *L) {
 
 /*
 ** Cancelling the concurrent future of a coroutine that runs on a remote loop cancels its task
-** there: the cancel hook posts thread._cancel_coro(cf) to the remote loop (the future is marked
-** cancelled at once, as in asyncio). The hook holds a reference to the Remote.
+** there: the cancel hook posts aloop.threads.thread's cancel_coro(cf) to the remote loop (the
+** future is marked cancelled at once, as in asyncio). The hook holds a reference to the Remote.
 */
 static void cancel_run(lua_State *L, void *ud) {
   al_CFut *cf = ud;
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "aloop");
+  lua_pushliteral(L, "aloop.threads.thread");
   lua_call(L, 1, 1);
-  lua_getfield(L, -1, "thread");
-  lua_getfield(L, -1, "_cancel_coro");
+  lua_getfield(L, -1, "cancel_coro");
   al_cf_push(L, cf);
   al_cf_unref(cf); /* the post's reference (the Lua object holds one now) */
   lua_call(L, 1, 0);
@@ -357,6 +356,8 @@ static const luaL_Reg remote_methods[] = {
 
 void al_remote_open(lua_State *L) {
   luaL_newmetatable(L, AL_REMOTE_MT);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "_RemoteLoop_mt"); /* for the Lua modules' type checks */
   luaL_newlib(L, remote_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, -4, "RemoteLoop");
