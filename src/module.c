@@ -3,8 +3,6 @@
 ** which also registers the Lua half (the files of lua/aloop, compiled into the library by CMake as
 ** al_lua_sources) in package.preload and returns the public table from aloop/init.lua.
 */
-#define _GNU_SOURCE /* dladdr */
-#include <dlfcn.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -17,23 +15,6 @@ typedef struct al_LuaSource {
 } al_LuaSource;
 
 extern const al_LuaSource al_lua_sources[]; /* generated: lua_sources.c */
-
-/*
-** Background threads (DNS, thread pools, remote loops, the reaper) run code of this library.
-** When it is a module that lua_close() would dlclose(), a thread still finishing after that
-** would jump into unmapped memory: so the first thread pins the library (RTLD_NODELETE).
-*/
-static void pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)&pin_library, &info) && info.dli_fname)
-    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
-
-int al_thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, pin_library);
-  return pthread_create(th, attr, fn, arg);
-}
 
 int luaopen_aloop_core(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &al_key_state);

@@ -182,10 +182,6 @@ int al_anchor(lua_State *L, al_Anchors *a); /* pops the value; returns its slot 
 void al_anchor_push(lua_State *L, al_Anchors *a, int slot);
 void al_unanchor(lua_State *L, al_Anchors *a, int slot);
 
-/* module.c */
-/* pthread_create for aloop's background threads (pins the library against dlclose first). */
-int al_thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
-
 /* loop.c */
 al_State *al_state(lua_State *L);
 void al_setmt(lua_State *L, al_State *st, int which); /* metatable of the value on top */

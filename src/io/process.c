@@ -34,6 +34,9 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "util/thread.h"
+
+#define REAPER_STACK (64 * 1024) /* the reaper thread only calls waitpid */
 
 #define AL_PROCESS_MT "aloop.SubprocessTransport"
 
@@ -167,13 +170,9 @@ static void proc_shutdown(lua_State *L, void *obj) {
   stop_watching(p);
   if (!try_reap(NULL, p)) {
     pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    if (al_thread_create(&th, &attr, reaper_thread, (void *)(intptr_t)p->pid) != 0)
+    if (al_thread_create(&th, AL_THREAD_DETACHED, REAPER_STACK, reaper_thread,
+                         (void *)(intptr_t)p->pid) != 0)
       al_log(L, AL_LOG_WARNING, "aloop: cannot start a thread to reap child %d", (int)p->pid);
-    pthread_attr_destroy(&attr);
     p->reaped = 1; /* by the thread: never signal this pid again */
     p->status = INT32_MIN;
   }

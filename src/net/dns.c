@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "net/net.h"
+#include "util/thread.h"
 
 #define DNS_THREADS 4
 
@@ -142,14 +143,10 @@ static int submit(lua_State *L, al_Loop *loop, DnsJob *j) {
   pthread_mutex_lock(&p->mu);
   if (p->idle == 0 && p->nthreads < DNS_THREADS) {
     pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (al_thread_create(&th, &attr, worker, p) == 0) {
+    if (al_thread_create(&th, AL_THREAD_DETACHED, 0, worker, p) == 0) {
       p->nthreads++;
       p->refs++;
     }
-    pthread_attr_destroy(&attr);
   }
   if (p->nthreads == 0) { /* no thread could start: fail the lookup, never block the loop */
     pthread_mutex_unlock(&p->mu);

@@ -4,11 +4,11 @@
 ** Work reaches the remote loop only as marshalled calls posted to its thread-safe queue, under
 ** the handle's mutex while the loop is known to be alive, so nothing is posted to a freed loop.
 */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "threads/threads.h"
+#include "util/thread.h"
 
 #define AL_REMOTE_MT "aloop.RemoteLoop"
 
@@ -63,10 +63,7 @@ static int l_remote_state(lua_State *L) {
 
 static void *remote_main(void *arg) {
   Remote *r = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, NULL); /* SIGINT goes to the main thread */
-  al_sigint_disable_thread();
+  al_sigint_disable_thread(); /* signals are blocked here (al_thread_create) */
   lua_State *L = al_newstate(r->path, r->cpath);
   if (!L) {
     snprintf(r->err, sizeof r->err, "cannot create a Lua state for the loop's thread");
@@ -334,7 +331,7 @@ static int l_start_loop(lua_State *L) {
   r->refs = 2;
   r->state = R_STARTING;
   al_copy_paths(L, &r->path, &r->cpath);
-  if (al_thread_create(&r->th, NULL, remote_main, r) != 0) {
+  if (al_thread_create(&r->th, AL_THREAD_JOINABLE, 0, remote_main, r) != 0) {
     r->refs = 1;
     r->joined = 1;
     r->state = R_DONE;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "threads/threads.h"
+#include "util/thread.h"
 
 #define AL_POOL_MT "aloop.Pool"
 
@@ -207,9 +208,6 @@ static void finish_idlers(al_CFut **list, int n) {
 
 static void *worker_main(void *arg) {
   Pool *p = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, NULL); /* signals go to the loop's thread */
   lua_State *L = NULL;
   Child child = {0, -1};
   pthread_mutex_lock(&p->mu);
@@ -319,7 +317,7 @@ static int pool_submit(lua_State *L) {
   p->queued++;
   p->busy++;
   if (p->idle < p->queued && p->nthreads < p->max &&
-      al_thread_create(&p->threads[p->nthreads], NULL, worker_main, p) == 0)
+      al_thread_create(&p->threads[p->nthreads], AL_THREAD_JOINABLE, 0, worker_main, p) == 0)
     p->nthreads++;
   pthread_cond_signal(&p->cv);
   int none = p->nthreads == 0;
