@@ -170,7 +170,8 @@ struct al_Loop {
   al_TsCall *ts_head, *ts_tail;
   int ts_closed;
   volatile int sigint_flag;
-  int nwatchers; /* active fd watchers (io.c): iterations with ready callbacks poll only if > 0 */
+  int nwatchers; /* active watchers of loop objects (only io/watcher.c changes it): an iteration
+                    with ready callbacks polls only if > 0 */
   pthread_t thread; /* the OS thread running the loop (debug mode checks it) */
   int sigint_watched; /* a Lua handler owns SIGINT (signal.c): no KeyboardInterrupt handler */
 };
@@ -199,9 +200,10 @@ al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const
 void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STEP_* */
 
 /*
-** Every resource that owns an fd or a watcher (transport, listener, process, …) starts with this
-** header and registers itself while open (resource.c): loop:close() calls shutdown for each one
-** still open, which stops its watchers and closes its fd.
+** Every resource that owns an fd, a watcher or threads (transport, listener, process, fd and
+** signal watcher, DNS pool) starts with this header and registers itself while open
+** (resource.c): loop:close() calls shutdown for each one still open, which stops its watchers,
+** closes its fd and unregisters it.
 */
 typedef struct al_Resource {
   void (*shutdown)(lua_State *L, void *obj);
@@ -210,21 +212,27 @@ typedef struct al_Resource {
 /* resource.c */
 void al_resource_add(lua_State *L, al_Loop *loop, int idx); /* the userdata at idx is open */
 void al_resource_remove(lua_State *L, al_Loop *loop, void *obj);
+/* The loop's own resources (watchers, DNS pool): closed silently, after the others. */
+void al_resource_add_internal(lua_State *L, al_Loop *loop, int idx);
+void al_resource_remove_internal(lua_State *L, al_Loop *loop, void *obj);
 void al_resources_close(lua_State *L, al_Loop *loop, int loopidx); /* loop:close() */
 
-/* io/watcher.c: the only code that changes loop->nwatchers */
-void al_watch_start(al_Loop *loop, ev_io *w); /* ev_io_start + count */
+/*
+** io/watcher.c: the only code that changes loop->nwatchers. Each call starts or stops the
+** watcher unless it already is (or is not) active. Timers counted this way should repeat (a
+** one-shot timer is inactive once it fired and would stay counted).
+*/
+void al_watch_start(al_Loop *loop, ev_io *w);
 void al_watch_stop(al_Loop *loop, ev_io *w);
+void al_watch_timer_start(al_Loop *loop, ev_timer *w);
+void al_watch_timer_stop(al_Loop *loop, ev_timer *w);
+void al_watch_signal_start(al_Loop *loop, ev_signal *w);
+void al_watch_signal_stop(al_Loop *loop, ev_signal *w);
 void al_io_open(lua_State *L);
-void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
 
-/* net/dns.c: the loop's resolver threads */
-void al_dns_close(lua_State *L, al_Loop *loop, int loopidx);
-
-/* signal.c */
+/* io/signal.c */
 int al_checksignal(lua_State *L, int idx); /* a number or a name like "SIGTERM" */
 void al_signal_open(lua_State *L);
-void al_signal_close(lua_State *L, al_Loop *loop, int loopidx);
 
 /* process.c (subprocess.lua is its Lua half) */
 void al_process_open(lua_State *L);

@@ -634,10 +634,7 @@ static int loop_close(lua_State *L) {
   /* Failed tasks nobody references any more report "exception was never retrieved" now. */
   lua_gc(L, LUA_GCCOLLECT);
   loop->closed = 1;
-  al_dns_close(L, loop, 1);
-  al_resources_close(L, loop, 1); /* transports, listeners, processes */
-  al_io_close(L, loop, 1);
-  al_signal_close(L, loop, 1);
+  al_resources_close(L, loop, 1); /* transports, listeners, processes, watchers, DNS pool */
   al_State *st = loop->st;
   if (st->default_loop_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->default_loop_ref);

@@ -75,8 +75,7 @@ static void stop_watching(al_Process *p) {
   if (p->pidfd >= 0) {
     al_watch_stop(p->loop, &p->pidw);
   } else {
-    ev_timer_stop(p->loop->ev, &p->pollw);
-    p->loop->nwatchers--;
+    al_watch_timer_stop(p->loop, &p->pollw);
   }
   if (p->pidfd >= 0) {
     close(p->pidfd);
@@ -364,8 +363,7 @@ static int l_spawn(lua_State *L) {
   } else {
     ev_timer_init(&p->pollw, poll_cb, 0.001, 0.001);
     p->pollw.data = p;
-    ev_timer_again(loop->ev, &p->pollw);
-    loop->nwatchers++;
+    al_watch_timer_start(loop, &p->pollw);
   }
   p->watching = 1;
   lua_pushvalue(L, pidx);

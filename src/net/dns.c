@@ -3,8 +3,9 @@
 ** a lookup run getaddrinfo(3)/getnameinfo(3) on a small pool of worker threads of their own (at
 ** most DNS_THREADS per loop, started on demand, so a lookup never queues behind
 ** run_in_executor work). A finished lookup goes back to the loop thread as a thread-safe call
-** (the loop's ev_async), which completes the future. Literal addresses and "localhost" never
-** come here (socket.c resolves them at once).
+** (the loop's ev_async), which completes the future. The pool is one of the loop's own resources
+** (core/resource.c): loop:close() drops its queued lookups. Literal addresses and "localhost"
+** never come here (socket.c resolves them at once).
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,9 +19,16 @@
 
 #define DNS_THREADS 4
 
-static const char key_dns = 0; /* loop attribute: userdata holding the loop's DnsPool pointer */
+static const char key_dns = 0; /* loop attribute: the loop's DnsBox */
 
 typedef struct DnsPool DnsPool;
+
+/* The loop's handle on its pool: a resource of the loop (core/resource.c) while the pool runs. */
+typedef struct DnsBox {
+  al_Resource hdr;
+  DnsPool *pool;
+  al_Loop *loop;
+} DnsBox;
 
 typedef struct DnsJob {
   struct DnsJob *next;
@@ -111,27 +119,53 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* loop:close(): no more results for this loop; queued lookups are dropped (core/resource.c). */
+static void dns_shutdown(lua_State *L, void *obj) {
+  DnsBox *box = obj;
+  DnsPool *p = box->pool;
+  box->pool = NULL;
+  al_resource_remove_internal(L, box->loop, box);
+  pthread_mutex_lock(&p->mu);
+  p->loop = NULL;
+  p->closing = 1;
+  DnsJob *j = p->head;
+  p->head = p->tail = NULL;
+  pthread_cond_broadcast(&p->cv);
+  pool_release(p);
+  while (j) {
+    DnsJob *next = j->next;
+    job_free(j);
+    j = next;
+  }
+}
+
 /* The loop's pool, created on first use. */
 static DnsPool *get_pool(lua_State *L, al_Loop *loop, int loopidx) {
   lua_getiuservalue(L, loopidx, 1);
-  DnsPool **pp = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+  DnsBox *box = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
   lua_pop(L, 1);
-  if (!pp) {
-    pp = lua_newuserdatauv(L, sizeof *pp, 0);
-    *pp = NULL;
+  if (!box) {
+    box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->hdr.shutdown = dns_shutdown;
+    box->pool = NULL;
+    box->loop = loop;
     lua_rawsetp(L, -2, &key_dns);
   }
   lua_pop(L, 1);
-  if (!*pp) {
+  if (!box->pool) {
     DnsPool *p = calloc(1, sizeof *p);
     if (!p) luaL_error(L, "not enough memory");
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->refs = 1;
     p->loop = loop;
-    *pp = p;
+    box->pool = p;
+    lua_getiuservalue(L, loopidx, 1);
+    lua_rawgetp(L, -1, &key_dns);
+    al_resource_add_internal(L, loop, -1);
+    lua_pop(L, 2);
   }
-  return *pp;
+  return box->pool;
 }
 
 /* Queues the job (a thread starts when none is idle) and pushes its new future. */
@@ -203,28 +237,6 @@ static int l_dns_getnameinfo(lua_State *L) {
   j->ss = ss;
   j->sslen = len;
   return submit(L, loop, j);
-}
-
-/* loop:close(): no more results for this loop; queued lookups are dropped. */
-void al_dns_close(lua_State *L, al_Loop *loop, int loopidx) {
-  lua_getiuservalue(L, loopidx, 1);
-  DnsPool **pp = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-  lua_pop(L, 2);
-  if (!pp || !*pp) return;
-  DnsPool *p = *pp;
-  *pp = NULL;
-  pthread_mutex_lock(&p->mu);
-  p->loop = NULL;
-  p->closing = 1;
-  DnsJob *j = p->head;
-  p->head = p->tail = NULL;
-  pthread_cond_broadcast(&p->cv);
-  pool_release(p);
-  while (j) {
-    DnsJob *next = j->next;
-    job_free(j);
-    j = next;
-  }
 }
 
 void al_dns_open(lua_State *L) {

@@ -31,15 +31,9 @@ static al_Listener *check_ls(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AL_LISTENER_MT);
 }
 
-static void retry_stop(al_Listener *ls) {
-  if (!ev_is_active(&ls->retry)) return;
-  ev_timer_stop(ls->loop->ev, &ls->retry);
-  ls->loop->nwatchers--;
-}
-
 static void ls_stop(al_Listener *ls) {
   al_watch_stop(ls->loop, &ls->io);
-  retry_stop(ls);
+  al_watch_timer_stop(ls->loop, &ls->retry);
 }
 
 /* Stops accepting for good (the Server closes the socket). */
@@ -103,9 +97,7 @@ static int accept_ready(lua_State *L) {
       lua_settop(L, base);
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         al_watch_stop(ls->loop, &ls->io);
-        ev_timer_set(&ls->retry, ACCEPT_RETRY_DELAY, 0.);
-        ev_timer_start(ls->loop->ev, &ls->retry);
-        ls->loop->nwatchers++;
+        al_watch_timer_start(ls->loop, &ls->retry);
       }
       break;
     }
@@ -143,7 +135,7 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents) {
 static void retry_cb(struct ev_loop *ev, ev_timer *w, int revents) {
   (void)ev, (void)revents;
   al_Listener *ls = w->data;
-  ls->loop->nwatchers--; /* a one-shot timer is inactive once it fired */
+  al_watch_timer_stop(ls->loop, w); /* it repeats: active until stopped here */
   if (ls->serving && !ls->closed) al_watch_start(ls->loop, &ls->io);
 }
 
@@ -158,7 +150,7 @@ static int l_listener(lua_State *L) {
   ls->hdr.shutdown = ls_shutdown;
   ls->loop = loop;
   ev_io_init(&ls->io, accept_cb, s->fd, EV_READ);
-  ev_timer_init(&ls->retry, retry_cb, 0., 0.);
+  ev_timer_init(&ls->retry, retry_cb, ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY); /* repeats */
   ls->io.data = ls->retry.data = ls;
   luaL_setmetatable(L, AL_LISTENER_MT);
   for (int i = 1; i <= 3; i++) {
