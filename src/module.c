@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "net/net.h"
+#include "threads/threads.h"
 
 typedef struct al_LuaSource {
   const char *name; /* module name, e.g. "aloop.init" */
@@ -15,6 +17,50 @@ typedef struct al_LuaSource {
 } al_LuaSource;
 
 extern const al_LuaSource al_lua_sources[]; /* generated: lua_sources.c */
+
+/*
+** Every part of the C core, in the order they open: each adds its functions and classes to the
+** core table it is given (core.Loop exists before the parts that add loop methods).
+*/
+typedef void (*al_OpenFn)(lua_State *L, int core);
+
+/* Parts whose open function still works on a fixed stack (core at -3); see open_on_stack. */
+static void open_transport(lua_State *L, int core);
+static void open_server(lua_State *L, int core);
+
+static const al_OpenFn parts[] = {
+    al_errors_open,    /* core/errors.c: error classes, iserror, errno */
+    al_log_open,       /* core/log.c */
+    al_debug_open,     /* core/debug.c */
+    al_loop_open,      /* core/loop.c: core.Loop */
+    al_handle_open,    /* core/handle.c */
+    al_future_open,    /* core/future.c: core.Future */
+    al_task_open,      /* core/task.c: core.Task, loop:create_task */
+    al_io_open,        /* io/watcher.c: loop:add_reader etc. */
+    al_signal_open,    /* io/signal.c: loop:add_signal_handler, core.signal */
+    al_process_open,   /* io/process.c */
+    al_socket_open,    /* net/socket.c: core.socket */
+    open_transport,    /* net/transport.c */
+    open_server,       /* net/server.c */
+    al_dns_open,       /* net/dns.c */
+    al_marshal_open,   /* threads/marshal.c */
+    al_cfuture_open,   /* threads/cfuture.c: core.ConcurrentFuture */
+    al_threadpool_open, /* threads/threadpool.c */
+    al_remote_open,    /* threads/remote.c: core.RemoteLoop */
+    NULL,
+};
+
+/* Calls an open function that sets its fields at -3 (core, then two placeholders above it). */
+static void open_on_stack(lua_State *L, int core, void (*open)(lua_State *L)) {
+  lua_pushvalue(L, core);
+  lua_pushnil(L);
+  lua_pushnil(L);
+  open(L);
+  lua_pop(L, 3);
+}
+
+static void open_transport(lua_State *L, int core) { open_on_stack(L, core, al_transport_open); }
+static void open_server(lua_State *L, int core) { open_on_stack(L, core, al_server_open); }
 
 int luaopen_aloop_core(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &al_key_state);
@@ -27,14 +73,8 @@ int luaopen_aloop_core(lua_State *L) {
     st->default_loop_ref = st->coro_mt_ref = LUA_NOREF;
     lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_state);
   }
-  al_errors_open(L);
-  al_loop_open(L);
-  al_handle_open(L);
-  al_future_open(L);
-  al_task_open(L);
-  al_log_open(L);
-  al_debug_open(L);
-  al_threads_open(L);
+  int core = lua_gettop(L);
+  for (const al_OpenFn *open = parts; *open; open++) (*open)(L, core);
   lua_pushliteral(L, ALOOP_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -218,7 +218,8 @@ static const luaL_Reg handle_methods[] = {
     {NULL, NULL},
 };
 
-void al_handle_open(lua_State *L) {
+void al_handle_open(lua_State *L, int core) {
+  (void)core; /* metatables only */
   for (int timer = 0; timer <= 1; timer++) {
     const void *mt = al_newmt(L, timer ? AL_TIMER_MT : AL_HANDLE_MT, timer ? AL_MT_TIMER : AL_MT_HANDLE);
     if (timer) al_state(L)->timer_mt = mt;

@@ -195,7 +195,7 @@ void al_push_loop(lua_State *L, al_Loop *loop);  /* pushes the loop userdata */
 void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(ctx) */
 int al_msgh(lua_State *L);
 void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
-void al_loop_open(lua_State *L);
+void al_loop_open(lua_State *L, int core);
 al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const char *bname);
 void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STEP_* */
 
@@ -228,14 +228,14 @@ void al_watch_timer_start(al_Loop *loop, ev_timer *w);
 void al_watch_timer_stop(al_Loop *loop, ev_timer *w);
 void al_watch_signal_start(al_Loop *loop, ev_signal *w);
 void al_watch_signal_stop(al_Loop *loop, ev_signal *w);
-void al_io_open(lua_State *L);
+void al_io_open(lua_State *L, int core);
 
 /* io/signal.c */
 int al_checksignal(lua_State *L, int idx); /* a number or a name like "SIGTERM" */
-void al_signal_open(lua_State *L);
+void al_signal_open(lua_State *L, int core);
 
 /* process.c (subprocess.lua is its Lua half) */
-void al_process_open(lua_State *L);
+void al_process_open(lua_State *L, int core);
 
 /* handle.c */
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
@@ -244,7 +244,7 @@ void al_timer_cancelled(lua_State *L, al_Loop *loop); /* a timer in the heap was
 void al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when);
 double al_timer_next(lua_State *L, al_Loop *loop);    /* earliest live deadline, or -1 */
 void al_timers_collect(lua_State *L, al_Loop *loop, double now);
-void al_handle_open(lua_State *L);
+void al_handle_open(lua_State *L, int core);
 
 /* future.c */
 al_Future *al_tofuture(lua_State *L, int idx); /* future or task, else NULL */
@@ -257,7 +257,7 @@ void al_future_add_callback(lua_State *L, al_Future *f, int fidx, int cbidx);
 int al_future_push_result(lua_State *L, al_Future *f, int fidx); /* or raises */
 int al_future_gc(lua_State *L);
 extern const luaL_Reg al_future_methods[];
-void al_future_open(lua_State *L);
+void al_future_open(lua_State *L, int core);
 
 /* task.c */
 al_Task *al_totask(lua_State *L, int idx);
@@ -267,7 +267,7 @@ int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
 void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
 void al_task_wake(lua_State *L, al_Task *t); /* pops the task userdata; schedules its step */
 void al_task_push_stack_text(lua_State *L, int idx);
-void al_task_open(lua_State *L);
+void al_task_open(lua_State *L, int core);
 
 /* errors.c */
 void al_error_push(lua_State *L, const char *cls, const char *msg); /* new error object */
@@ -275,19 +275,19 @@ int al_error_raise(lua_State *L, const char *cls, const char *fmt, ...);
 int al_error_is(lua_State *L, int idx, const char *cls);
 void al_oserror_push(lua_State *L, int err, const char *what); /* the OSError subclass for err */
 int al_oserror_raise(lua_State *L, int err, const char *what);
-void al_errors_open(lua_State *L);
+void al_errors_open(lua_State *L, int core);
 
 /* log.c */
 void al_log(lua_State *L, int level, const char *fmt, ...);
 void al_log_pushed(lua_State *L, int level); /* logs the string on top (popped) */
-void al_log_open(lua_State *L);
+void al_log_open(lua_State *L, int core);
 
 /* debug.c (debug mode) */
 void al_debug_note_creation(lua_State *L, al_Loop *loop, int idx); /* if debug: remember where */
 int al_debug_push_creation(lua_State *L, int idx); /* pushes that traceback or returns 0 */
 int al_debug_push_creation_site(lua_State *L, int idx); /* "file:line", or returns 0 */
 void al_debug_check_thread(lua_State *L, al_Loop *loop);
-void al_debug_open(lua_State *L);
+void al_debug_open(lua_State *L, int core);
 
 /* threadsafe.c */
 void al_ts_init(al_Loop *loop);
@@ -300,8 +300,5 @@ int al_l_loop_pending(lua_State *L); /* core._loop_pending(loop): see aloop.bust
 void al_sigint_install(al_Loop *loop);
 void al_sigint_restore(al_Loop *loop);
 void al_sigint_disable_thread(void);
-
-/* threadpool.c: marshalling, concurrent futures, pools and remote loops (src/threads.h) */
-void al_threads_open(lua_State *L);
 
 #endif

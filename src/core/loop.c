@@ -844,8 +844,8 @@ static const luaL_Reg module_funcs[] = {
     {NULL, NULL},
 };
 
-/* Registers the Loop class; the module table is on top. core.Loop is the method table. */
-void al_loop_open(lua_State *L) {
+/* Registers the Loop class; core.Loop is its method table (io, signal, process, task add to it). */
+void al_loop_open(lua_State *L, int core) {
   lua_newtable(L); /* weak registry of loops, for pushing a loop from C */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
@@ -855,11 +855,8 @@ void al_loop_open(lua_State *L) {
 
   al_newmt(L, AL_LOOP_MT, AL_MT_LOOP);
   luaL_newlib(L, loop_methods);
-  al_io_open(L);
-  al_signal_open(L);
-  al_process_open(L);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "Loop"); /* module.Loop = methods */
+  lua_setfield(L, core, "Loop");
   lua_pushnil(L);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, loop_index, 2);
@@ -874,5 +871,7 @@ void al_loop_open(lua_State *L) {
   lua_pushcfunction(L, loop_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
+  lua_pushvalue(L, core);
   luaL_setfuncs(L, module_funcs, 0);
+  lua_pop(L, 1);
 }

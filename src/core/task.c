@@ -736,14 +736,14 @@ static const luaL_Reg module_funcs[] = {
     {NULL, NULL},
 };
 
-void al_task_open(lua_State *L) {
+void al_task_open(lua_State *L, int core) {
   al_newmt(L, AL_TASK_MT, AL_MT_TASK);
   lua_newtable(L);
   luaL_setfuncs(L, al_future_methods, 0);
   luaL_setfuncs(L, task_methods, 0);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "Task"); /* module.Task = methods */
-  lua_getfield(L, -3, "Loop");
+  lua_setfield(L, core, "Task"); /* core.Task = methods */
+  lua_getfield(L, core, "Loop");
   lua_pushcfunction(L, loop_create_task);
   lua_setfield(L, -2, "create_task");
   lua_pop(L, 1);
@@ -753,5 +753,7 @@ void al_task_open(lua_State *L) {
   lua_pushcfunction(L, al_future_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  lua_pushvalue(L, core);
   luaL_setfuncs(L, module_funcs, 0);
+  lua_pop(L, 1);
 }

@@ -461,7 +461,7 @@ static const luaL_Reg proc_methods[] = {
 
 /* STACK: module, loop metatable, loop methods. core.SubprocessTransport is the method table
    (subprocess.lua adds the Lua methods to it). */
-void al_process_open(lua_State *L) {
+void al_process_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_PROCESS_MT)) {
     luaL_newlib(L, proc_methods);
     lua_setfield(L, -2, "__index");
@@ -469,10 +469,10 @@ void al_process_open(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_getfield(L, -1, "__index");
-  lua_setfield(L, -5, "SubprocessTransport");
-  lua_setfield(L, -4, "_SubprocessTransport_mt");
+  lua_setfield(L, core, "SubprocessTransport");
+  lua_setfield(L, core, "_SubprocessTransport_mt");
   lua_pushcfunction(L, l_spawn);
-  lua_setfield(L, -4, "_spawn");
+  lua_setfield(L, core, "_spawn");
   lua_pushcfunction(L, l_zombies);
-  lua_setfield(L, -4, "_zombies");
+  lua_setfield(L, core, "_zombies");
 }

@@ -162,14 +162,15 @@ static const luaL_Reg signal_methods[] = {
     {NULL, NULL},
 };
 
-/* Adds the methods to the loop method table on top; module.signal (names -> numbers) goes to
-   the module table three slots below it (module, metatable, methods). */
-void al_signal_open(lua_State *L) {
+/* The methods go to core.Loop; core.signal maps names to numbers. */
+void al_signal_open(lua_State *L, int core) {
+  lua_getfield(L, core, "Loop");
   luaL_setfuncs(L, signal_methods, 0);
+  lua_pop(L, 1);
   lua_newtable(L);
   for (int i = 0; signal_names[i].name; i++) {
     lua_pushinteger(L, signal_names[i].signo);
     lua_setfield(L, -2, signal_names[i].name);
   }
-  lua_setfield(L, -4, "signal");
+  lua_setfield(L, core, "signal");
 }

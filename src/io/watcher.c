@@ -215,13 +215,13 @@ static const luaL_Reg io_methods[] = {
     {NULL, NULL},
 };
 
-/* Adds the fd-watcher methods to the loop method table on top of the stack; the raw helpers go
-   to the module table, three slots below it (module, metatable, methods). */
-void al_io_open(lua_State *L) {
+/* The fd-watcher methods go to core.Loop; the raw fd helpers to core. */
+void al_io_open(lua_State *L, int core) {
+  lua_getfield(L, core, "Loop");
   luaL_setfuncs(L, io_methods, 0);
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_fd_read);
-  lua_setfield(L, -4, "_fd_read");
+  lua_setfield(L, core, "_fd_read");
   lua_pushcfunction(L, l_isatty);
-  lua_setfield(L, -4, "_isatty");
-  al_net_open(L);
+  lua_setfield(L, core, "_isatty");
 }

@@ -239,9 +239,9 @@ static int l_dns_getnameinfo(lua_State *L) {
   return submit(L, loop, j);
 }
 
-void al_dns_open(lua_State *L) {
+void al_dns_open(lua_State *L, int core) {
   lua_pushcfunction(L, l_dns_getaddrinfo);
-  lua_setfield(L, -4, "_dns_getaddrinfo");
+  lua_setfield(L, core, "_dns_getaddrinfo");
   lua_pushcfunction(L, l_dns_getnameinfo);
-  lua_setfield(L, -4, "_dns_getnameinfo");
+  lua_setfield(L, core, "_dns_getnameinfo");
 }

@@ -502,8 +502,7 @@ static int l_oserror(lua_State *L) {
 
 /* ---------------------------------------------------------------------------------------- */
 
-void al_net_open(lua_State *L) {
-  /* STACK: module, loop metatable, loop methods */
+void al_socket_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_SOCKET_MT)) {
     luaL_newlib(L, sock_methods);
     lua_setfield(L, -2, "__index");
@@ -533,14 +532,11 @@ void al_net_open(lua_State *L) {
     lua_pushinteger(L, consts[i].v);
     lua_setfield(L, -2, consts[i].n);
   }
-  lua_setfield(L, -4, "socket");
+  lua_setfield(L, core, "socket");
   lua_pushcfunction(L, l_getaddrinfo);
-  lua_setfield(L, -4, "_getaddrinfo");
+  lua_setfield(L, core, "_getaddrinfo");
   lua_pushcfunction(L, l_oserror);
-  lua_setfield(L, -4, "_oserror");
+  lua_setfield(L, core, "_oserror");
   lua_pushcfunction(L, l_fdobj);
-  lua_setfield(L, -4, "_fdobj");
-  al_transport_open(L);
-  al_server_open(L);
-  al_dns_open(L);
+  lua_setfield(L, core, "_fdobj");
 }

@@ -519,11 +519,11 @@ static const luaL_Reg cf_methods[] = {
     {"_set_cancelled", cf_set_cancelled}, {"_id", cf_id}, {NULL, NULL},
 };
 
-void al_cfuture_open(lua_State *L) {
+void al_cfuture_open(lua_State *L, int core) {
   luaL_newmetatable(L, AL_CFUTURE_MT);
   luaL_newlib(L, cf_methods);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */
+  lua_setfield(L, core, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, cf_gc);
   lua_setfield(L, -2, "__gc");
@@ -541,5 +541,5 @@ void al_cfuture_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_cf_waitset);
-  lua_setfield(L, -2, "_cf_waitset");
+  lua_setfield(L, core, "_cf_waitset");
 }

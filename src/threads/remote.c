@@ -352,11 +352,11 @@ static const luaL_Reg remote_methods[] = {
     {NULL, NULL},
 };
 
-void al_remote_open(lua_State *L) {
+void al_remote_open(lua_State *L, int core) {
   luaL_newmetatable(L, AL_REMOTE_MT);
   luaL_newlib(L, remote_methods);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "RemoteLoop");
+  lua_setfield(L, core, "RemoteLoop");
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, remote_gc);
   lua_setfield(L, -2, "__gc");
@@ -364,9 +364,9 @@ void al_remote_open(lua_State *L) {
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_start_loop);
-  lua_setfield(L, -2, "_start_loop");
+  lua_setfield(L, core, "_start_loop");
   lua_pushcfunction(L, l_remote_state);
-  lua_setfield(L, -2, "_remote_state");
+  lua_setfield(L, core, "_remote_state");
   lua_pushcfunction(L, l_cf_cancel_via);
-  lua_setfield(L, -2, "_cf_cancel_via");
+  lua_setfield(L, core, "_cf_cancel_via");
 }

@@ -426,17 +426,6 @@ static const luaL_Reg pool_methods[] = {
     {"_idle", pool_idle},    {"_info", pool_info},         {NULL, NULL},
 };
 
-void al_threadpool_open(lua_State *L) {
-  luaL_newmetatable(L, AL_POOL_MT);
-  luaL_newlib(L, pool_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, pool_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  lua_pushcfunction(L, l_pool_new);
-  lua_setfield(L, -2, "_pool_new");
-}
-
 /* core._ncpu(): processors online. */
 static int l_ncpu(lua_State *L) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -450,13 +439,17 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
-void al_threads_open(lua_State *L) {
+void al_threadpool_open(lua_State *L, int core) {
+  luaL_newmetatable(L, AL_POOL_MT);
+  luaL_newlib(L, pool_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, pool_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_pool_new);
+  lua_setfield(L, core, "_pool_new");
   lua_pushcfunction(L, l_monotonic);
-  lua_setfield(L, -2, "_monotonic");
+  lua_setfield(L, core, "_monotonic");
   lua_pushcfunction(L, l_ncpu);
-  lua_setfield(L, -2, "_ncpu");
-  al_marshal_open(L);
-  al_cfuture_open(L);
-  al_threadpool_open(L);
-  al_remote_open(L);
+  lua_setfield(L, core, "_ncpu");
 }

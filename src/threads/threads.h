@@ -87,11 +87,11 @@ void al_cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud);
 /* Pushes a new Lua ConcurrentFuture object that holds a reference to cf. */
 void al_cf_push(lua_State *L, al_CFut *cf);
 al_CFut *al_cf_check(lua_State *L, int idx);
-void al_cfuture_open(lua_State *L);
+void al_cfuture_open(lua_State *L, int core);
 
-/* marshal.c, threadpool.c, remote.c: their Lua functions in the core table on top. */
-void al_marshal_open(lua_State *L);
-void al_threadpool_open(lua_State *L);
-void al_remote_open(lua_State *L);
+/* marshal.c, threadpool.c, remote.c: their Lua functions go to the core table at index core. */
+void al_marshal_open(lua_State *L, int core);
+void al_threadpool_open(lua_State *L, int core);
+void al_remote_open(lua_State *L, int core);
 
 #endif
