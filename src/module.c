@@ -33,6 +33,7 @@ static const al_OpenFn parts[] = {
     al_log_open,       /* core/log.c */
     al_debug_open,     /* core/debug.c */
     al_loop_open,      /* core/loop.c: core.Loop */
+    al_exception_open, /* core/exception.c: loop:set_exception_handler etc. */
     al_handle_open,    /* core/handle.c */
     al_future_open,    /* core/future.c: core.Future */
     al_task_open,      /* core/task.c: core.Task, loop:create_task */

@@ -192,9 +192,6 @@ al_Loop *al_toloop(lua_State *L, int idx); /* or NULL; never raises */
 double al_now(void);
 void al_ready_push(lua_State *L, al_Loop *loop); /* pops a handle/task userdata */
 void al_push_loop(lua_State *L, al_Loop *loop);  /* pushes the loop userdata */
-void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(ctx) */
-int al_msgh(lua_State *L);
-void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
 void al_loop_open(lua_State *L, int core);
 al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const char *bname);
 void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STEP_* */
@@ -268,6 +265,13 @@ void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
 void al_task_wake(lua_State *L, al_Task *t); /* pops the task userdata; schedules its step */
 void al_task_push_stack_text(lua_State *L, int idx);
 void al_task_open(lua_State *L, int core);
+
+/* exception.c */
+int al_msgh(lua_State *L); /* message handler of protected calls into user code */
+void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
+void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(ctx) */
+void al_push_description(lua_State *L, int idx); /* tostring(v), or a placeholder if it raises */
+void al_exception_open(lua_State *L, int core);
 
 /* errors.c */
 void al_error_push(lua_State *L, const char *cls, const char *msg); /* new error object */

@@ -1,8 +1,8 @@
 /*
 ** The event loop: one libev loop, a FIFO ready queue of handles and task steps, a timer heap
-** (handle.c) and the iteration that ties them together (al_loop_run_once, asyncio's _run_once).
-** Also the exception handler and the loop's Lua methods. Every call into Lua is protected:
-** nothing longjmps through ev_run.
+** (handle.c) and the iteration that ties them together (al_loop_run_once, asyncio's _run_once),
+** and the loop's Lua methods. Every call into Lua is protected: nothing longjmps through ev_run.
+** The exception handler is in exception.c.
 */
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +14,6 @@
 
 const char al_key_state = 0;
 static const char key_loops = 0;  /* weak table: light userdata al_Loop* -> loop userdata */
-static const char key_lasttb = 0; /* the traceback of the last error seen by al_msgh */
 
 #define READY_MIN 64
 
@@ -104,157 +103,6 @@ void al_ready_push(lua_State *L, al_Loop *loop) {
 static inline long ready_count(al_Loop *loop) { return loop->ready_tail - loop->ready_head; }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Errors and the exception handler. */
-
-/*
-** Message handler for every protected call into user code: remembers a traceback of where the
-** error happened, and stores it in aloop error tables that lack one.
-*/
-int al_msgh(lua_State *L) {
-  luaL_traceback(L, L, NULL, 1);
-  if (al_error_is(L, 1, "Error")) {
-    lua_pushliteral(L, "traceback");
-    if (lua_rawget(L, 1) == LUA_TNIL) {
-      lua_pushliteral(L, "traceback");
-      lua_pushvalue(L, 2);
-      lua_rawset(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_lasttb);
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* Pushes the traceback remembered by the last al_msgh call. */
-void al_push_lasttb(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_lasttb);
-}
-
-static int pcall_tostring(lua_State *L) {
-  luaL_tolstring(L, 1, NULL);
-  return 1;
-}
-
-/* Pushes tostring(v) for the value at idx, or a placeholder if __tostring raises. */
-static void push_description(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  lua_pushcfunction(L, pcall_tostring);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushfstring(L, "<%s (tostring failed)>", luaL_typename(L, idx));
-  }
-}
-
-/* Formats ctx (a table) like asyncio's default handler and writes it to stderr. */
-static void default_handler(lua_State *L, int ctx) {
-  ctx = lua_absindex(L, ctx);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  if (lua_getfield(L, ctx, "message") != LUA_TNIL) {
-    push_description(L, -1);
-    luaL_addvalue(&b);
-  } else {
-    luaL_addstring(&b, "Unhandled error in event loop");
-  }
-  lua_pop(L, 1);
-  static const char *const keys[] = {"task", "future", "handle", "transport", "protocol", NULL};
-  for (int i = 0; keys[i]; i++) {
-    if (lua_getfield(L, ctx, keys[i]) != LUA_TNIL) {
-      luaL_addstring(&b, "\n");
-      luaL_addstring(&b, keys[i]);
-      luaL_addstring(&b, ": ");
-      push_description(L, -1);
-      luaL_addvalue(&b);
-    }
-    lua_pop(L, 1);
-  }
-  int tb_done = 0;
-  if (lua_getfield(L, ctx, "exception") != LUA_TNIL) {
-    luaL_addstring(&b, "\nexception: ");
-    push_description(L, -1);
-    luaL_addvalue(&b);
-    if (lua_istable(L, -1) && lua_getfield(L, -1, "traceback") == LUA_TSTRING) {
-      luaL_addstring(&b, "\n");
-      luaL_addvalue(&b);
-      tb_done = 1;
-    } else if (lua_istable(L, -1)) {
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  if (!tb_done && lua_getfield(L, ctx, "traceback") == LUA_TSTRING) {
-    luaL_addstring(&b, "\n");
-    luaL_addvalue(&b);
-  } else if (!tb_done) {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, ctx, "stack") == LUA_TSTRING) {
-    luaL_addstring(&b, "\n");
-    luaL_addvalue(&b);
-  } else {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, ctx, "source_traceback") == LUA_TSTRING) {
-    luaL_addstring(&b, "\nObject created at:\n");
-    luaL_addvalue(&b);
-  } else {
-    lua_pop(L, 1);
-  }
-  luaL_pushresult(&b);
-  al_log_pushed(L, AL_LOG_ERROR);
-}
-
-static int l_default_handler_p(lua_State *L) {
-  default_handler(L, 1);
-  return 0;
-}
-
-/*
-** Calls the loop's exception handler with the context table at `ctx`. A handler that raises is
-** itself reported through the default handler; nothing here ever raises.
-*/
-void al_report(lua_State *L, al_Loop *loop, int ctx) {
-  ctx = lua_absindex(L, ctx);
-  int top = lua_gettop(L);
-  if (loop && loop->handler_ref != LUA_NOREF) {
-    lua_pushcfunction(L, al_msgh);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
-    al_push_loop(L, loop);
-    lua_pushvalue(L, ctx);
-    if (lua_pcall(L, 2, 0, top + 1) == LUA_OK) {
-      lua_settop(L, top);
-      return;
-    }
-    /* STACK: msgh, err. A KeyboardInterrupt (Ctrl+C while the handler ran, or raised by it)
-       stops the running loop, as asyncio re-raises it from handlers, instead of being lost. */
-    if (loop->running && al_error_is(L, top + 2, "KeyboardInterrupt")) {
-      loop->interrupted = 1;
-      lua_settop(L, top);
-      return;
-    }
-    lua_createtable(L, 0, 4);
-    lua_pushliteral(L, "Unhandled error in exception handler");
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, top + 2);
-    lua_setfield(L, -2, "exception");
-    al_push_lasttb(L);
-    lua_setfield(L, -2, "traceback");
-    lua_pushvalue(L, ctx);
-    lua_setfield(L, -2, "context");
-    ctx = lua_gettop(L);
-  }
-  lua_pushcfunction(L, l_default_handler_p);
-  lua_pushvalue(L, ctx);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    fprintf(stderr, "aloop: exception handler failed: %s\n",
-            lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
-  }
-  lua_settop(L, top);
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* The iteration. */
 
 static void wake_cb(struct ev_loop *ev, ev_timer *w, int revents) {
@@ -312,7 +160,7 @@ static void run_entry_timed(lua_State *L, al_Loop *loop, unsigned char *kind) {
   lua_settop(L, 2);
   if (*kind == AL_KIND_HANDLE) lua_getiuservalue(L, 2, 1); /* the function that ran */
   else lua_pushvalue(L, 2);                                /* the task that stepped */
-  push_description(L, -1);
+  al_push_description(L, -1);
   char secs[32];
   snprintf(secs, sizeof secs, "%.3f", dt);
   al_log(L, AL_LOG_WARNING, "Executing %s %s took %s seconds",
@@ -342,7 +190,7 @@ static void report_callback_error(lua_State *L, al_Loop *loop) {
     int h = lua_gettop(L);
     lua_createtable(L, 0, 4);
     lua_getiuservalue(L, h, 1);
-    push_description(L, -1); /* protected: a failing __tostring must not escape */
+    al_push_description(L, -1); /* protected: a failing __tostring must not escape */
     lua_pushfstring(L, "Exception in callback %s", lua_tostring(L, -1));
     lua_setfield(L, -4, "message");
     lua_pop(L, 2);
@@ -537,37 +385,6 @@ static int loop_create_future(lua_State *L) {
   al_Loop *loop = checkopen(L, 1);
   al_future_new(L, loop, 1);
   return 1;
-}
-
-static int loop_set_exception_handler(lua_State *L) {
-  al_Loop *loop = al_checkloop(L, 1);
-  if (!lua_isnoneornil(L, 2) && !lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call"))
-    return luaL_argerror(L, 2, "a callable or nil expected");
-  lua_settop(L, 2);
-  luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
-  loop->handler_ref = lua_isnil(L, 2) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
-  return 0;
-}
-
-static int loop_get_exception_handler(lua_State *L) {
-  al_Loop *loop = al_checkloop(L, 1);
-  if (loop->handler_ref == LUA_NOREF) lua_pushnil(L);
-  else lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
-  return 1;
-}
-
-static int loop_default_exception_handler(lua_State *L) {
-  (void)al_checkloop(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  default_handler(L, 2);
-  return 0;
-}
-
-static int loop_call_exception_handler(lua_State *L) {
-  al_Loop *loop = al_checkloop(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  al_report(L, loop, 2);
-  return 0;
 }
 
 static int loop_set_debug(lua_State *L) {
@@ -825,10 +642,6 @@ static const luaL_Reg loop_methods[] = {
     {"call_later", loop_call_later},
     {"call_at", loop_call_at},
     {"create_future", loop_create_future},
-    {"set_exception_handler", loop_set_exception_handler},
-    {"get_exception_handler", loop_get_exception_handler},
-    {"default_exception_handler", loop_default_exception_handler},
-    {"call_exception_handler", loop_call_exception_handler},
     {"set_debug", loop_set_debug},
     {"get_debug", loop_get_debug},
     {NULL, NULL},

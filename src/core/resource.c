@@ -57,22 +57,12 @@ void al_resource_remove_internal(lua_State *L, al_Loop *loop, void *obj) {
   remove_from(L, loop, obj, &key_internal);
 }
 
-static int tostring_p(lua_State *L) {
-  luaL_tolstring(L, 1, NULL);
-  return 1;
-}
-
 /*
 ** Debug mode: a transport, server or process still open when its loop closes was never closed
 ** by its owner: a resource warning (asyncio's "unclosed transport"), with where it was made.
 */
 static void warn_unclosed(lua_State *L, int idx) {
-  lua_pushcfunction(L, tostring_p);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushliteral(L, "object");
-  }
+  al_push_description(L, idx);
   if (al_debug_push_creation(L, idx)) {
     lua_pushfstring(L, "unclosed %s (close it before its loop)\nObject created at:\n%s",
                     lua_tostring(L, -2), lua_tostring(L, -1));
