@@ -37,6 +37,7 @@ static const al_OpenFn parts[] = {
     al_handle_open,    /* core/handle.c */
     al_future_open,    /* core/future.c: core.Future */
     al_task_open,      /* core/task.c: core.Task, loop:create_task */
+    al_task_stack_open, /* core/task_stack.c: task:get_stack, task:print_stack */
     al_io_open,        /* io/watcher.c: loop:add_reader etc. */
     al_signal_open,    /* io/signal.c: loop:add_signal_handler, core.signal */
     al_process_open,   /* io/process.c */

@@ -62,12 +62,7 @@ static void schedule_callbacks(lua_State *L, al_Future *f, int fidx) {
     else lua_rawgeti(L, cbs, i);
     al_Task *t = al_totask(L, -1);
     if (t) { /* a task waiting on this future: wake it */
-      if (!t->scheduled && t->fut.state == AL_PENDING) {
-        t->scheduled = 1;
-        al_ready_push(L, loop);
-      } else {
-        lua_pop(L, 1);
-      }
+      al_task_wake_waiter(L, t);
     } else { /* fn(fut) in a later iteration */
       lua_pushvalue(L, fidx);
       al_handle_new(L, loop, -2, 1, 0);

@@ -27,7 +27,6 @@ enum { AL_MT_LOOP, AL_MT_HANDLE, AL_MT_TIMER, AL_MT_FUTURE, AL_MT_TASK };
 /* Registry keys (addresses of these are unique light userdata). */
 extern const char al_key_state;  /* the al_State userdata of this Lua state */
 extern const char al_key_errors; /* table: error class name -> class table */
-extern const char al_key_throw;  /* marker: "resume by raising the next value" */
 
 /* What a userdata in the ready queue is. */
 enum { AL_KIND_HANDLE = 1, AL_KIND_FUTURE, AL_KIND_TASK };
@@ -35,6 +34,8 @@ enum { AL_KIND_HANDLE = 1, AL_KIND_FUTURE, AL_KIND_TASK };
 enum { AL_PENDING = 0, AL_FINISHED, AL_CANCELLED };
 
 enum { AL_LOG_DEBUG = 0, AL_LOG_INFO, AL_LOG_WARNING, AL_LOG_ERROR };
+
+#define AL_READ_SIZE 65536 /* default bytes asked of one read(2)/recv(2) from Lua */
 
 typedef struct al_Loop al_Loop;
 typedef struct al_Task al_Task;
@@ -238,7 +239,7 @@ void al_process_open(lua_State *L, int core);
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx);
 void al_timer_cancelled(lua_State *L, al_Loop *loop); /* a timer in the heap was cancelled */
-void al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when);
+uint64_t al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when);
 double al_timer_next(lua_State *L, al_Loop *loop);    /* earliest live deadline, or -1 */
 void al_timers_collect(lua_State *L, al_Loop *loop, double now);
 void al_handle_open(lua_State *L, int core);
@@ -258,13 +259,17 @@ void al_future_open(lua_State *L, int core);
 
 /* task.c */
 al_Task *al_totask(lua_State *L, int idx);
-void al_task_step(lua_State *L, al_Task *t, int tidx);
+void al_task_run(lua_State *L, al_Task *t, int tidx); /* its ready-queue entry: step (or wake) */
 int al_await(lua_State *L, int fidx); /* yields inside a task */
-int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
-void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
-void al_task_wake(lua_State *L, al_Task *t); /* pops the task userdata; schedules its step */
-void al_task_push_stack_text(lua_State *L, int idx);
+/* Both pop the task userdata; they are the only code outside task_step that wakes a task. */
+void al_task_wake_sleeper(lua_State *L, al_Task *t); /* its sleep() timer fired */
+void al_task_wake_waiter(lua_State *L, al_Task *t);  /* the future it waits on finished */
 void al_task_open(lua_State *L, int core);
+al_Task *al_checktask(lua_State *L, int idx);
+
+/* task_stack.c */
+void al_task_push_stack_text(lua_State *L, int idx); /* "Stack for <Task ...>"; never raises */
+void al_task_stack_open(lua_State *L, int core);
 
 /* exception.c */
 int al_msgh(lua_State *L); /* message handler of protected calls into user code */
@@ -298,11 +303,11 @@ void al_ts_init(al_Loop *loop);
 void al_ts_drain(lua_State *L, al_Loop *loop);
 void al_ts_close(al_Loop *loop);
 int al_call_threadsafe(al_Loop *loop, aloop_cfn fn, void (*drop)(void *), void *ud);
+void al_sigint_install(al_Loop *loop);  /* aloop's SIGINT handler (KeyboardInterrupt) */
+void al_sigint_restore(al_Loop *loop);  /* the handler that was there before */
+void al_sigint_disable_thread(void);    /* this thread never installs it (remote loops) */
 
 /* embed.c */
 int al_l_loop_pending(lua_State *L); /* core._loop_pending(loop): see aloop.busted */
-void al_sigint_install(al_Loop *loop);
-void al_sigint_restore(al_Loop *loop);
-void al_sigint_disable_thread(void);
 
 #endif

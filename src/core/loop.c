@@ -125,23 +125,10 @@ static inline void ready_drop(lua_State *L, al_Loop *loop) {
   loop->ready_head++;
 }
 
-/*
-** Runs loop->batch_left ready entries under the caller's single protected call (no setjmp per
-** callback). Each entry leaves the queue only after it ran, so when a callback raises, the
-** caller still finds its handle at the head for the report.
-*/
 /* Runs the entry at index 2 (a task step or a handle's call). */
 static inline void run_entry(lua_State *L, al_Loop *loop, unsigned char *kind) {
   if (*kind == AL_KIND_TASK) {
-    al_Task *t = (al_Task *)kind;
-    if (t->waking) { /* its sleep() timer fired: step in the next iteration */
-      t->waking = 0;
-      lua_pushvalue(L, 2);
-      al_ready_push(L, loop);
-    } else {
-      t->scheduled = 0;
-      al_task_step(L, t, 2);
-    }
+    al_task_run(L, (al_Task *)kind, 2);
   } else {
     al_Handle *h = (al_Handle *)kind;
     if (!h->cancelled) {
@@ -167,6 +154,11 @@ static void run_entry_timed(lua_State *L, al_Loop *loop, unsigned char *kind) {
          *kind == AL_KIND_TASK ? "a step of" : "callback", lua_tostring(L, -1), secs);
 }
 
+/*
+** Runs loop->batch_left ready entries under the caller's single protected call (no setjmp per
+** callback). Each entry leaves the queue only after it ran, so when a callback raises, the
+** caller still finds its handle at the head for the report.
+*/
 static int run_batch(lua_State *L) {
   al_Loop *loop = lua_touserdata(L, 1);
   while (loop->batch_left > 0 && !loop->interrupted) {

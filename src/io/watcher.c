@@ -178,13 +178,13 @@ static int loop_remove_reader(lua_State *L) { return remove_watcher(L, 0); }
 static int loop_remove_writer(lua_State *L) { return remove_watcher(L, 1); }
 
 /*
-** core._fd_read(fd [, max]): one read(2) of up to max bytes (default 65536) from a readable fd.
-** Returns the bytes, "" when nothing is available now (EAGAIN), or nil at end of file.
-** Raw, unbuffered: for the REPL's stdin until the streams of the networking layer exist.
+** core._fd_read(fd [, max]): one read(2) of up to max bytes (default AL_READ_SIZE) from a
+** readable fd. Returns the bytes, "" when nothing is available now (EAGAIN), or nil at end of
+** file. Raw, unbuffered: the REPL reads its stdin with it, one line editor's worth at a time.
 */
 static int l_fd_read(lua_State *L) {
   int fd = al_checkfd(L, 1);
-  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  lua_Integer max = luaL_optinteger(L, 2, AL_READ_SIZE);
   luaL_argcheck(L, max > 0 && max <= (1 << 24), 2, "size out of range");
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, (size_t)max);

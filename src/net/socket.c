@@ -330,7 +330,7 @@ static int sock_sendto(lua_State *L) { return send_common(L, 1); }
 */
 static int recv_common(lua_State *L, int from) {
   al_Socket *s = checkopen(L, 1);
-  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  lua_Integer max = luaL_optinteger(L, 2, AL_READ_SIZE);
   luaL_argcheck(L, max > 0 && max <= (1 << 26), 2, "size out of range");
   struct sockaddr_storage ss;
   socklen_t slen = sizeof ss;

@@ -143,7 +143,8 @@ void al_cf_set_canceller(al_CFut *cf, void (*fn)(al_CFut *, void *), void (*free
   if (!pending) free_ud(ud);
 }
 
-void al_cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
+/* Calls fn(cf, ud) once the future is done (at once, on this thread, when it is). */
+static void cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
   al_CWaiter *w = malloc(sizeof *w);
   pthread_mutex_lock(&cf->mu);
   if (cf->state == AL_CF_PENDING || cf->state == AL_CF_RUNNING) {
@@ -345,7 +346,7 @@ static int cf_wrap(lua_State *L) {
   w->signal = signal;
   w->cf = cf;
   al_cf_ref(cf);
-  al_cf_on_done(cf, wrap_notify, w);
+  cf_on_done(cf, wrap_notify, w);
   return 1;
 }
 
@@ -459,7 +460,7 @@ static int l_cf_waitset(lua_State *L) {
   *box = ws;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
-    al_cf_on_done(al_cf_check(L, -1), ws_notify, ws);
+    cf_on_done(al_cf_check(L, -1), ws_notify, ws);
     lua_pop(L, 1);
   }
   return 1;
