@@ -1,6 +1,6 @@
 /*
 ** Name resolution that never blocks the loop: loop:getaddrinfo/getnameinfo for names that need
-** a lookup run getaddrinfo(3)/getnameinfo(3) on a small pool of worker threads of their own (at
+** a lookup run getaddrinfo(3)/getnameinfo(3) on a job pool of their own (util/jobpool.c: at
 ** most DNS_THREADS per loop, started on demand, so a lookup never queues behind
 ** run_in_executor work). A finished lookup goes back to the loop thread as a thread-safe call
 ** (the loop's ev_async), which completes the future. The pool is one of the loop's own resources
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "net/net.h"
+#include "util/jobpool.h"
 #include "util/thread.h"
 
 #define DNS_THREADS 4
@@ -31,7 +32,7 @@ typedef struct DnsBox {
 } DnsBox;
 
 typedef struct DnsJob {
-  struct DnsJob *next;
+  al_Job job; /* first: the pool's queue links it */
   int reverse; /* getnameinfo */
   char *host;
   char port[16];
@@ -44,12 +45,9 @@ typedef struct DnsJob {
 } DnsJob;
 
 struct DnsPool {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  DnsJob *head, *tail;
-  int nthreads, idle, closing;
-  int refs;      /* the loop's reference + one per thread */
-  al_Loop *loop; /* NULL once the loop is closed */
+  al_JobPool pool; /* first; its mu also guards refs and loop */
+  int refs;        /* the loop's reference + one per thread */
+  al_Loop *loop;   /* NULL once the loop is closed */
 };
 
 static void job_free(void *ud) {
@@ -59,12 +57,11 @@ static void job_free(void *ud) {
   free(j);
 }
 
-static void pool_release(DnsPool *p) { /* called with p->mu held; unlocks */
+static void pool_release(DnsPool *p) { /* called with the pool's mu held; unlocks */
   int last = --p->refs == 0;
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&p->pool.mu);
   if (!last) return;
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
+  al_jobpool_destroy(&p->pool);
   free(p);
 }
 
@@ -92,31 +89,25 @@ static void job_done(lua_State *L, void *ud) {
   job_free(j);
 }
 
-static void *worker(void *arg) {
-  DnsPool *p = arg;
-  pthread_mutex_lock(&p->mu);
-  for (;;) {
-    while (!p->head && !p->closing) {
-      p->idle++;
-      pthread_cond_wait(&p->cv, &p->mu);
-      p->idle--;
-    }
-    DnsJob *j = p->head;
-    if (!j) break; /* closing, nothing queued */
-    p->head = j->next;
-    if (!p->head) p->tail = NULL;
-    pthread_mutex_unlock(&p->mu);
-    if (j->reverse)
-      j->err = getnameinfo((struct sockaddr *)&j->ss, j->sslen, j->hbuf, sizeof j->hbuf, j->sbuf,
-                           sizeof j->sbuf, NI_NUMERICSERV);
-    else
-      j->err = al_gai_call(j->host, j->port, &j->hints, &j->res);
-    pthread_mutex_lock(&p->mu);
-    if (!p->loop || al_call_threadsafe(p->loop, job_done, job_free, j) != 0) job_free(j);
-  }
-  p->nthreads--;
-  pool_release(p);
-  return NULL;
+/* On a worker thread: one lookup; its result goes to the loop thread (if the loop still runs). */
+static void run_job(al_JobPool *pool, al_Job *job, void **state) {
+  (void)state;
+  DnsPool *p = (DnsPool *)pool;
+  DnsJob *j = (DnsJob *)job;
+  if (j->reverse)
+    j->err = getnameinfo((struct sockaddr *)&j->ss, j->sslen, j->hbuf, sizeof j->hbuf, j->sbuf,
+                         sizeof j->sbuf, NI_NUMERICSERV);
+  else
+    j->err = al_gai_call(j->host, j->port, &j->hints, &j->res);
+  pthread_mutex_lock(&pool->mu);
+  if (!p->loop || al_call_threadsafe(p->loop, job_done, job_free, j) != 0) job_free(j);
+  pthread_mutex_unlock(&pool->mu);
+}
+
+static void worker_exit(al_JobPool *pool, void *state) {
+  (void)state;
+  pthread_mutex_lock(&pool->mu);
+  pool_release((DnsPool *)pool);
 }
 
 /* loop:close(): no more results for this loop; queued lookups are dropped (core/resource.c). */
@@ -125,15 +116,13 @@ static void dns_shutdown(lua_State *L, void *obj) {
   DnsPool *p = box->pool;
   box->pool = NULL;
   al_resource_remove_internal(L, box->loop, box);
-  pthread_mutex_lock(&p->mu);
+  pthread_mutex_lock(&p->pool.mu);
   p->loop = NULL;
-  p->closing = 1;
-  DnsJob *j = p->head;
-  p->head = p->tail = NULL;
-  pthread_cond_broadcast(&p->cv);
+  al_jobpool_close(&p->pool);
+  al_Job *j = al_jobpool_take_all(&p->pool);
   pool_release(p);
   while (j) {
-    DnsJob *next = j->next;
+    al_Job *next = j->next;
     job_free(j);
     j = next;
   }
@@ -154,9 +143,10 @@ static DnsPool *get_pool(lua_State *L, al_Loop *loop, int loopidx) {
   lua_pop(L, 1);
   if (!box->pool) {
     DnsPool *p = calloc(1, sizeof *p);
-    if (!p) luaL_error(L, "not enough memory");
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    if (!p || al_jobpool_init(&p->pool, DNS_THREADS, AL_THREAD_DETACHED, run_job, worker_exit)) {
+      free(p);
+      luaL_error(L, "not enough memory");
+    }
     p->refs = 1;
     p->loop = loop;
     box->pool = p;
@@ -174,26 +164,18 @@ static int submit(lua_State *L, al_Loop *loop, DnsJob *j) {
   al_future_new(L, loop, 1);
   lua_pushvalue(L, -1);
   j->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  pthread_mutex_lock(&p->mu);
-  if (p->idle == 0 && p->nthreads < DNS_THREADS) {
-    pthread_t th;
-    if (al_thread_create(&th, AL_THREAD_DETACHED, 0, worker, p) == 0) {
-      p->nthreads++;
-      p->refs++;
-    }
-  }
-  if (p->nthreads == 0) { /* no thread could start: fail the lookup, never block the loop */
-    pthread_mutex_unlock(&p->mu);
+  pthread_mutex_lock(&p->pool.mu);
+  int started = p->pool.nthreads;
+  int nthreads = al_jobpool_push(&p->pool, &j->job);
+  p->refs += nthreads - started;
+  if (nthreads == 0) { /* no thread could start: fail the lookup, never block the loop */
+    al_jobpool_take_all(&p->pool); /* j, the only job queued */
+    pthread_mutex_unlock(&p->pool.mu);
     luaL_unref(L, LUA_REGISTRYINDEX, j->ref);
     job_free(j);
     return luaL_error(L, "aloop: cannot start a DNS thread");
   }
-  j->next = NULL;
-  if (p->tail) p->tail->next = j;
-  else p->head = j;
-  p->tail = j;
-  pthread_cond_signal(&p->cv);
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&p->pool.mu);
   return 1;
 }
 
