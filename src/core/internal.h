@@ -214,6 +214,7 @@ void al_resource_remove(lua_State *L, al_Loop *loop, void *obj);
 void al_resource_add_internal(lua_State *L, al_Loop *loop, int idx);
 void al_resource_remove_internal(lua_State *L, al_Loop *loop, void *obj);
 void al_resources_close(lua_State *L, al_Loop *loop, int loopidx); /* loop:close() */
+void al_resources_close_own(lua_State *L, al_Loop *loop, int loopidx); /* unclosed loop's __gc */
 
 /*
 ** io/watcher.c: the only code that changes loop->nwatchers. Each call starts or stops the

@@ -472,6 +472,16 @@ static int loop_gc(lua_State *L) {
   }
   if (!loop->closed) {
     loop->closed = 1;
+    /* Its own resources go first: a DNS worker finishing later must not post to a freed loop.
+       Their shutdown finds the loop through key_loops, whose weak entry the collector cleared:
+       it is there again meanwhile. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loops);
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, -2, loop);
+    al_resources_close_own(L, loop, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, loop);
+    lua_pop(L, 1);
     loop_release(L, loop);
   }
   pthread_mutex_destroy(&loop->ts_mu);

@@ -104,3 +104,11 @@ void al_resources_close(lua_State *L, al_Loop *loop, int loopidx) {
   close_all(L, loop, loopidx, &key_resources, loop->debug);
   close_all(L, loop, loopidx, &key_internal, 0);
 }
+
+/*
+** A loop collected without close(): only its own resources shut down (the others may have been
+** finalized in the same collection and close themselves in their own __gc).
+*/
+void al_resources_close_own(lua_State *L, al_Loop *loop, int loopidx) {
+  close_all(L, loop, lua_absindex(L, loopidx), &key_internal, 0);
+}
