@@ -7,6 +7,7 @@
 
 #include "core/internal.h"
 #include "net/net.h"
+#include "net/stream_reader.h"
 #include "threads/threads.h"
 
 typedef struct al_LuaSource {
@@ -24,10 +25,6 @@ extern const al_LuaSource al_lua_sources[]; /* generated: lua_sources.c */
 */
 typedef void (*al_OpenFn)(lua_State *L, int core);
 
-/* Parts whose open function still works on a fixed stack (core at -3); see open_on_stack. */
-static void open_transport(lua_State *L, int core);
-static void open_server(lua_State *L, int core);
-
 static const al_OpenFn parts[] = {
     al_errors_open,    /* core/errors.c: error classes, iserror, errno */
     al_log_open,       /* core/log.c */
@@ -42,8 +39,9 @@ static const al_OpenFn parts[] = {
     al_signal_open,    /* io/signal.c: loop:add_signal_handler, core.signal */
     al_process_open,   /* io/process.c */
     al_socket_open,    /* net/socket.c: core.socket */
-    open_transport,    /* net/transport.c */
-    open_server,       /* net/server.c */
+    al_transport_open, /* net/transport.c: stream and datagram transports */
+    al_reader_open,    /* net/stream_reader.c */
+    al_server_open,    /* net/server.c */
     al_dns_open,       /* net/dns.c */
     al_marshal_open,   /* threads/marshal.c */
     al_cfuture_open,   /* threads/cfuture.c: core.ConcurrentFuture */
@@ -51,18 +49,6 @@ static const al_OpenFn parts[] = {
     al_remote_open,    /* threads/remote.c: core.RemoteLoop */
     NULL,
 };
-
-/* Calls an open function that sets its fields at -3 (core, then two placeholders above it). */
-static void open_on_stack(lua_State *L, int core, void (*open)(lua_State *L)) {
-  lua_pushvalue(L, core);
-  lua_pushnil(L);
-  lua_pushnil(L);
-  open(L);
-  lua_pop(L, 3);
-}
-
-static void open_transport(lua_State *L, int core) { open_on_stack(L, core, al_transport_open); }
-static void open_server(lua_State *L, int core) { open_on_stack(L, core, al_server_open); }
 
 int luaopen_aloop_core(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &al_key_state);

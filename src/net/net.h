@@ -1,7 +1,7 @@
 /*
-** Declarations shared by the networking files (socket.c, transport.c, server.c): socket
-** objects and addresses, OSError objects with errno, stream transports and listeners, and the
-** per-loop set of open network objects that loop:close() shuts down.
+** Declarations shared by the networking files (socket.c, server.c, dns.c and the transports):
+** socket objects and addresses, making transports, listeners. The transport object itself and
+** its filter seam are in transport.h, the StreamReader's buffer in stream_reader.h.
 */
 #ifndef ALOOP_NET_H
 #define ALOOP_NET_H
@@ -42,12 +42,12 @@ void al_socket_open(lua_State *L, int core);
 enum { AL_TR_SOCK, AL_TR_PIPE, AL_TR_DGRAM, AL_TR_DGRAM_CONNECTED /* with a remote address */ };
 void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, int protoidx,
                          int kind);
-void al_transport_open(lua_State *L);
+void al_transport_open(lua_State *L, int core);
 
 /* dns.c */
 void al_dns_open(lua_State *L, int core);
 
 /* server.c */
-void al_server_open(lua_State *L);
+void al_server_open(lua_State *L, int core);
 
 #endif
