@@ -98,6 +98,7 @@ static int accept_ready(lua_State *L) {
       lua_settop(L, base);
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         al_watch_stop(ls->loop, &ls->io);
+        ev_timer_set(&ls->retry, ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY); /* a full delay */
         al_watch_timer_start(ls->loop, &ls->retry);
       }
       break;
