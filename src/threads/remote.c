@@ -5,11 +5,11 @@
 ** Work reaches the remote loop only as marshalled calls posted to its thread-safe queue, under
 ** the handle's mutex while the loop is known to be alive, so nothing is posted to a freed loop.
 */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "threads/threads.h"
+#include "util/thread.h"
 
 #define AL_REMOTE_MT "aloop.RemoteLoop"
 
@@ -64,10 +64,7 @@ static int l_remote_state(lua_State *L) {
 
 static void *remote_main(void *arg) {
   Remote *r = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, NULL); /* SIGINT goes to the main thread */
-  al_sigint_disable_thread();
+  al_sigint_disable_thread(); /* signals are blocked here (al_thread_create) */
   lua_State *L = al_newstate(r->path, r->cpath);
   if (!L) {
     snprintf(r->err, sizeof r->err, "cannot create a Lua state for the loop's thread");
@@ -333,7 +330,7 @@ static int l_start_loop(lua_State *L) {
   r->refs = 2;
   r->state = R_STARTING;
   al_copy_paths(L, &r->path, &r->cpath);
-  if (al_thread_create(&r->th, NULL, remote_main, r) != 0) {
+  if (al_thread_create(&r->th, AL_THREAD_JOINABLE, 0, remote_main, r) != 0) {
     r->refs = 1;
     r->joined = 1;
     r->state = R_DONE;
@@ -354,13 +351,13 @@ static const luaL_Reg remote_methods[] = {
     {NULL, NULL},
 };
 
-void al_remote_open(lua_State *L) {
+void al_remote_open(lua_State *L, int core) {
   luaL_newmetatable(L, AL_REMOTE_MT);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "_RemoteLoop_mt"); /* for the Lua modules' type checks */
   luaL_newlib(L, remote_methods);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "RemoteLoop");
+  lua_setfield(L, core, "RemoteLoop");
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, remote_gc);
   lua_setfield(L, -2, "__gc");
@@ -368,9 +365,9 @@ void al_remote_open(lua_State *L) {
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_start_loop);
-  lua_setfield(L, -2, "_start_loop");
+  lua_setfield(L, core, "_start_loop");
   lua_pushcfunction(L, l_remote_state);
-  lua_setfield(L, -2, "_remote_state");
+  lua_setfield(L, core, "_remote_state");
   lua_pushcfunction(L, l_cf_cancel_via);
-  lua_setfield(L, -2, "_cf_cancel_via");
+  lua_setfield(L, core, "_cf_cancel_via");
 }
