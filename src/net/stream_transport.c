@@ -66,12 +66,13 @@ void al_stream_deliver(lua_State *L, al_Transport *t, int tidx, const char *p, s
 static void begin_close(lua_State *L, al_Transport *t, int tidx);
 
 /* A protocol returning true from eof_received keeps the transport half-open; a reader's
-   transport stays open too (the writer may still write). */
+   socket transport stays open too (the writer may still write). A read pipe closes at EOF. */
 void al_stream_eof(lua_State *L, al_Transport *t, int tidx) {
   t->read_eof = 1;
   al_transport_update_reading(t);
   if (t->reader) {
     al_reader_end(L, t->reader);
+    if (t->kind == AL_TR_PIPE && !t->closing) begin_close(L, t, tidx);
     return;
   }
   int keep = al_transport_proto_call(L, t, tidx, "eof_received", 0) == 0 && lua_toboolean(L, -1) &&
@@ -229,11 +230,11 @@ void al_stream_flush(lua_State *L, al_Transport *t, int tidx) {
   else al_transport_maybe_pause(L, t, tidx);
 }
 
+/* Raises after write_eof(); returns 0 when the data is to be dropped (closing or lost). */
 static int check_writable(lua_State *L, al_Transport *t) {
   if (t->eof_req)
     return al_error_raise(L, "InvalidStateError", "Cannot call write() after write_eof()");
-  if (t->closing) return al_error_raise(L, "InvalidStateError", "write() on a closing transport");
-  return 0;
+  return !al_transport_drops_writes(L, t);
 }
 
 /*
@@ -286,15 +287,14 @@ static int tr_write(lua_State *L) {
   if (t->kind == AL_TR_DGRAM) return luaL_error(L, "aloop: datagram transports use sendto()");
   struct iovec iov;
   iov.iov_base = (void *)luaL_checklstring(L, 2, &iov.iov_len);
-  check_writable(L, t);
-  write_iov(L, t, 1, &iov, 1);
+  if (check_writable(L, t)) write_iov(L, t, 1, &iov, 1);
   return 0;
 }
 
 static int tr_writelines(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  check_writable(L, t);
+  if (!check_writable(L, t)) return 0;
   lua_Integer n = luaL_len(L, 2);
   struct iovec iov[MAX_IOV];
   for (lua_Integer i = 1; i <= n;) {

@@ -99,8 +99,11 @@ do
     call(st, "connection_lost", nil)
   end
 
+  -- The child exited: its stdin pipe is closed (what is buffered is still flushed), as its read
+  -- pipes close at EOF, so no fd outlives a process that was waited for.
   local function on_exit(tr)
     local st = tr:_state()
+    if st.pipes[0] then st.pipes[0]:close() end
     call(st, "process_exited")
     local rc = tr:get_returncode()
     local waiters = st.waiters

@@ -140,19 +140,35 @@ function Server:start_serving()
   end
 end
 
+-- Completes every future in list (the waiters of wait_closed and serve_forever).
+local function wake_all(list)
+  for _, f in ipairs(list) do
+    if not f:done() then f:set_result() end
+  end
+end
+
 function Server:close()
   if self._closed then return end
   self._closed, self._serving = true, false
   for _, ls in ipairs(self._listeners) do ls:close() end
   for _, s in ipairs(self.sockets) do s:close() end
   if self._unlink then os.remove(self._unlink) end
-  local fut = self._closed_fut
-  if fut and not fut:done() then fut:set_result() end
+  local waiters = self._waiters
+  self._waiters = {}
+  wake_all(waiters)
 end
 
+-- A new future completed when the server closes: one per waiting task, so cancelling one
+-- waiter leaves the others waiting. Futures already done leave the list.
 local function closed_future(self)
-  self._closed_fut = self._closed_fut or self._loop:create_future()
-  return self._closed_fut
+  local kept = {}
+  for _, f in ipairs(self._waiters) do
+    if not f:done() then kept[#kept + 1] = f end
+  end
+  local f = self._loop:create_future()
+  kept[#kept + 1] = f
+  self._waiters = kept
+  return f
 end
 
 function Server:wait_closed()
@@ -186,7 +202,7 @@ end
 
 local function new_server(loop, sockets, factory, opts)
   local server = setmetatable({ sockets = sockets, _loop = loop, _factory = factory,
-    _listeners = {}, _serving = false, _closed = false }, Server)
+    _listeners = {}, _serving = false, _closed = false, _waiters = {} }, Server)
   for _, s in ipairs(sockets) do s:listen(opts.backlog or 100) end
   if opts.start_serving ~= false then server:start_serving() end
   return server
