@@ -66,13 +66,14 @@ void al_stream_deliver(lua_State *L, al_Transport *t, int tidx, const char *p, s
 static void begin_close(lua_State *L, al_Transport *t, int tidx);
 
 /* A protocol returning true from eof_received keeps the transport half-open; a reader's
-   socket transport stays open too (the writer may still write). A read pipe closes at EOF. */
+   socket transport stays open too (the writer may still write) unless _close_at_eof() was
+   called. A read pipe closes at EOF. */
 void al_stream_eof(lua_State *L, al_Transport *t, int tidx) {
   t->read_eof = 1;
   al_transport_update_reading(t);
   if (t->reader) {
     al_reader_end(L, t->reader);
-    if (t->kind == AL_TR_PIPE && !t->closing) begin_close(L, t, tidx);
+    if ((t->kind == AL_TR_PIPE || t->close_at_eof) && !t->closing) begin_close(L, t, tidx);
     return;
   }
   int keep = al_transport_proto_call(L, t, tidx, "eof_received", 0) == 0 && lua_toboolean(L, -1) &&
@@ -350,6 +351,15 @@ static int tr_close(lua_State *L) {
   return 0;
 }
 
+/* tr:_close_at_eof(): nobody will write any more (a server handler returned without closing):
+   close once the peer's EOF came, now if it came already. */
+static int tr_close_at_eof(lua_State *L) {
+  al_Transport *t = al_transport_check(L, 1);
+  t->close_at_eof = 1;
+  if (t->read_eof && !t->closing) begin_close(L, t, 1);
+  return 0;
+}
+
 static int tr_pause_reading(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   t->reading = 0;
@@ -415,5 +425,6 @@ const luaL_Reg al_stream_methods[] = {
     {"pause_reading", tr_pause_reading},
     {"resume_reading", tr_resume_reading},
     {"_reader", tr_reader},
+    {"_close_at_eof", tr_close_at_eof},
     {NULL, NULL},
 };

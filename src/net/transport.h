@@ -49,6 +49,7 @@ typedef struct al_Transport {
   unsigned char wpaused;  /* above the high-water mark (pause_writing was called) */
   unsigned char pump_queued;     /* a filter pump is in the ready queue */
   unsigned char dgram_connected; /* datagram socket with a remote address */
+  unsigned char close_at_eof;    /* stream mode: nobody writes any more, close at the EOF */
   int family;
   unsigned dropped_writes; /* writes discarded after close or loss (a warning at the fifth) */
   al_Buf wbuf; /* bytes for the fd (datagrams: records, see datagram_transport.c) */

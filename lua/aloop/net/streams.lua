@@ -132,18 +132,18 @@ do
   end
 
   -- A protocol factory running cb(reader, writer) as a task per connection; an error in a
-  -- client task is reported and aborts only that connection.
+  -- client task is reported and aborts only that connection. A handler that returns without
+  -- closing leaves the connection to the peer: it closes when the peer's EOF comes (at once
+  -- when it came already), so a departed client never holds an fd.
   local function client_factory(loop, cb, limit)
     local function on_made(tr)
       local task = loop:create_task(cb, streams(tr, limit))
       task:add_done_callback(function(t)
-        if t:cancelled() then return end
-        local err = t:exception()
-        if err ~= nil then
-          loop:call_exception_handler { message = "Unhandled exception in client_connected_cb",
-            exception = err, transport = tr, task = t }
-          tr:abort()
-        end
+        local err = not t:cancelled() and t:exception() or nil
+        if err == nil then return tr:_close_at_eof() end
+        loop:call_exception_handler { message = "Unhandled exception in client_connected_cb",
+          exception = err, transport = tr, task = t }
+        tr:abort()
       end)
     end
     return function() return stream_protocol(limit, on_made) end
