@@ -12,7 +12,7 @@ tasks.ALL_COMPLETED = "ALL_COMPLETED"
 
 local isfuture, await_future = core.isfuture, core.await_future
 local ensure_future, default_loop = loop_glue.ensure_future, loop_glue.default_loop
-local CancelledError, TimeoutError = core.CancelledError, core.TimeoutError
+local TimeoutError = core.TimeoutError
 local iscoroutine = coro.iscoroutine
 
 local function in_task() return core.current_task() ~= nil end
@@ -48,6 +48,12 @@ end
 
 local function wake(w, ...)
   if not w:done() then w:set_result(...) end
+end
+
+-- The CancelledError a cancelled future raises (it carries the cancel message).
+local function cancelled_error(f)
+  local _, err = pcall(f.result, f)
+  return err
 end
 
 ---------------------------------------------------------------------------------------
@@ -164,13 +170,13 @@ end
 -- cancel hook), and it then ends cancelled once they have finished.
 local function gathering(loop, children, return_exceptions)
   local outer = loop:create_future()
-  local n, finished, cancel_requested = #children, 0, false
+  local n, finished, cancel_requested, cancel_msg = #children, 0, false, nil
   local function finish()
-    if cancel_requested then return core._cancel_now(outer) end
+    if cancel_requested then return core._cancel_now(outer, cancel_msg) end
     local results = { n = n }
     for i, c in ipairs(children) do
       if c:cancelled() then
-        results[i] = CancelledError()
+        results[i] = cancelled_error(c)
       elseif c:exception() ~= nil then
         results[i] = c:exception()
       else
@@ -186,7 +192,7 @@ local function gathering(loop, children, return_exceptions)
       return
     end
     if not return_exceptions then
-      if c:cancelled() then return outer:set_exception(CancelledError()) end
+      if c:cancelled() then return outer:set_exception(cancelled_error(c)) end
       if c:exception() ~= nil then return outer:set_exception(c:exception()) end
     end
     if finished == n then finish() end
@@ -200,7 +206,7 @@ local function gathering(loop, children, return_exceptions)
     for _, c in ipairs(children) do
       if c:cancel(msg) then any = true end
     end
-    if any then cancel_requested = true end
+    if any then cancel_requested, cancel_msg = true, msg end
     return any
   end)
   for _, c in ipairs(children) do c:add_done_callback(on_done) end
@@ -280,14 +286,16 @@ end
 ---------------------------------------------------------------------------------------
 -- shield(aw): cancelling the caller does not cancel aw
 
+-- Once the outer future is cancelled, the inner one is left alone: an error it ends with later
+-- is reported like any unretrieved one ("exception was never retrieved"), not dropped.
 function tasks.shield(aw)
   local inner = ensure_future(aw)
   local outer = inner
   if not inner:done() then
     outer = inner:get_loop():create_future()
-    inner:add_done_callback(function(f)
+    local function on_inner(f)
       if outer:cancelled() then
-        if not f:cancelled() then f:exception() end -- retrieved: nobody else will
+        if not f:cancelled() then f:exception() end -- it ended before the cancel took effect
       elseif f:cancelled() then
         outer:cancel()
       elseif f:exception() ~= nil then
@@ -295,6 +303,10 @@ function tasks.shield(aw)
       else
         outer:set_result(f:result())
       end
+    end
+    inner:add_done_callback(on_inner)
+    outer:add_done_callback(function()
+      if not inner:done() then inner:remove_done_callback(on_inner) end
     end)
   end
   if in_task() then return await_future(outer) end
