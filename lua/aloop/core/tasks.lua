@@ -40,10 +40,27 @@ local function to_list(aws, what)
 end
 
 -- The future for an awaitable on loop: a future stays itself, a coroutine object or a plain
--- function (called with no arguments) becomes a task.
-local function future_of(aw, loop)
+-- function (called with no arguments) becomes a task. With `made` (awaitable -> future), the
+-- same awaitable given twice gets the same future (a coroutine object runs once).
+local function future_of(aw, loop, made)
   if isfuture(aw) then return aw end
-  return loop:create_task(aw)
+  local f = made and made[aw]
+  if f then return f end
+  f = loop:create_task(aw)
+  if made then made[aw] = f end
+  return f
+end
+
+-- The list without repeats, in first-seen order (asyncio's combinators take sets).
+local function unique(list)
+  local seen, out = {}, {}
+  for _, aw in ipairs(list) do
+    if not seen[aw] then
+      seen[aw] = true
+      out[#out + 1] = aw
+    end
+  end
+  return out
 end
 
 local function wake(w, ...)
@@ -73,7 +90,7 @@ function tasks.wait(aws, opts)
   end
   local loop = core.get_running_loop()
   local fs = {}
-  for i, aw in ipairs(list) do fs[i] = future_of(aw, loop) end
+  for i, aw in ipairs(unique(list)) do fs[i] = future_of(aw, loop) end
 
   local function satisfied()
     local ndone = 0
@@ -223,9 +240,9 @@ function tasks.gather(...)
     list.n = nil
   end
   local loop = default_loop()
-  local children = {}
+  local children, made = {}, {}
   for i, aw in ipairs(list) do
-    children[i] = future_of(aw, loop)
+    children[i] = future_of(aw, loop, made)
     loop = children[i]:get_loop()
   end
   local outer = gathering(loop, children, opts.return_exceptions and true or false)
@@ -237,7 +254,7 @@ end
 -- as_completed(aws, {timeout=}): for f in aio.as_completed(aws) do ... f:result() ... end
 
 function tasks.as_completed(aws, opts)
-  local list = to_list(aws, "as_completed")
+  local list = unique(to_list(aws, "as_completed"))
   opts = opts or {}
   local loop = default_loop()
   local done_q, head, tail, remaining = {}, 1, 0, #list
