@@ -17,6 +17,7 @@ local function callable(f)
   local mt = getmetatable(f)
   return type(mt) == "table" and mt.__call ~= nil
 end
+coro.callable = callable
 
 function coro.coro(fn, ...)
   if not callable(fn) then

@@ -149,13 +149,20 @@ local function cancel_and_wait(loop, fut)
   if not ok then error(err, 0) end
 end
 
-function tasks.wait_for(aw, timeout)
+-- wait_for(aw, timeout) or wait_for(fn, timeout, ...): fn(...) runs as the awaited task.
+function tasks.wait_for(aw, timeout, ...)
   need_task("wait_for")
   if timeout ~= nil and type(timeout) ~= "number" then
     error("aloop.wait_for: timeout must be a number or nil", 2)
   end
+  if not isfuture(aw) and not iscoroutine(aw) and not coro.callable(aw) then
+    error(("aloop.wait_for: a coroutine object, future or function expected, got %s (the "
+      .. "call in the argument already ran; pass the function and its arguments instead: "
+      .. "aio.wait_for(reader.readline, 1, reader))"):format(type(aw)), 2)
+  end
   local loop = core.get_running_loop()
-  local fut = future_of(aw, loop)
+  local fut
+  if select("#", ...) > 0 then fut = loop:create_task(aw, ...) else fut = future_of(aw, loop) end
   if timeout == nil then return await_future(fut) end
   if timeout <= 0 then
     if fut:done() then return fut:result() end
