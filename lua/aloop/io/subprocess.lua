@@ -19,7 +19,7 @@ do
   local DEFAULT_LIMIT = 65536
 
   local KNOWN = { stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
-    pass_fds = true }
+    pass_fds = true, start_new_session = true, process_group = true }
 
   local function bad(fn, fmt, ...) error(("aloop.%s: " .. fmt):format(fn, ...), 4) end
 
@@ -51,6 +51,11 @@ do
     if opts.pass_fds ~= nil and type(opts.pass_fds) ~= "table" then
       bad(fn, "pass_fds must be a list of fds")
     end
+    local pg = opts.process_group
+    if pg ~= nil and (math.type(pg) ~= "integer" or pg < 0) then
+      bad(fn, "process_group must be a process group id >= 0 (0: a new group), got %s",
+        tostring(pg))
+    end
     local limit = opts.limit
     if limit ~= nil and (math.type(limit) ~= "integer" or limit <= 0) then
       bad(fn, "limit must be a positive integer (got %s)", tostring(limit))
@@ -58,20 +63,30 @@ do
     return opts
   end
 
-  -- Splits (program, arg1, ..., [opts]) into argv and opts.
+  -- Splits (program, arg1, ..., [opts]) or ({program, arg1, ...}, [opts]) into argv and opts.
   local function exec_args(fn, program, ...)
+    local args, n, opts
+    if type(program) == "table" then -- an argv table
+      args, n, opts = program, #program, ...
+      if select("#", ...) > 1 or (opts ~= nil and type(opts) ~= "table") then
+        bad(fn, "with an argv table, only an options table may follow")
+      end
+      program = args[1]
+    else
+      args, n = table.pack(program, ...), select("#", ...) + 1
+      opts = n > 1 and type(args[n]) == "table" and args[n] or nil
+      if opts then n = n - 1 end
+    end
     if type(program) ~= "string" or program == "" then
       bad(fn, "the program must be a non-empty string (got %s)", tostring(program))
     end
-    local argv, n = { program }, select("#", ...)
-    local opts = n > 0 and type(select(n, ...)) == "table" and select(n, ...) or nil
-    if opts then n = n - 1 end
-    for i = 1, n do
-      local a = select(i, ...)
+    local argv = { program }
+    for i = 2, n do
+      local a = args[i]
       if type(a) ~= "string" and type(a) ~= "number" then
-        bad(fn, "argument %d must be a string (got %s)", i, type(a))
+        bad(fn, "argument %d must be a string (got %s)", i - 1, type(a))
       end
-      argv[#argv + 1] = tostring(a)
+      argv[i] = tostring(a)
     end
     return argv, check_opts(fn, opts)
   end
@@ -132,7 +147,7 @@ do
   -- stream_limit instead, they are stream-mode transports for StreamReader/StreamWriter.
   local function start(loop, argv, opts, protocol, stream_limit)
     local tr, s0, s1, s2 = core._spawn(loop, argv, opts.stdin, opts.stdout, opts.stderr, opts.cwd,
-      opts.env, opts.pass_fds)
+      opts.env, opts.pass_fds, opts.start_new_session, opts.process_group)
     local st = tr:_state()
     st.protocol, st.pipes, st.open, st.waiters, st.loop = protocol, {}, 0, {}, loop
     tr:_set_on_exit(on_exit)
@@ -261,6 +276,11 @@ do
   end
 
   local function new_process(loop, argv, opts)
+    local pg = opts.process_group
+    if pg ~= nil and (math.type(pg) ~= "integer" or pg < 0) then
+      bad(fn, "process_group must be a process group id >= 0 (0: a new group), got %s",
+        tostring(pg))
+    end
     local limit = opts.limit or DEFAULT_LIMIT
     local tr, st = start(loop, argv, opts, nil, limit)
     local p = setmetatable({ pid = tr:get_pid(), _transport = tr }, Process)
