@@ -59,6 +59,26 @@ do
   end
   function StreamReader:readexactly(n) return fill(self._buffer, buf_readexactly, n) end
   function StreamReader:at_eof() return buf_at_eof(self._buffer) end
+
+  -- Feeding a reader by hand (protocols and tests build on it, as on asyncio's):
+  -- aio.StreamReader([limit]) is a reader no stream feeds.
+  local buf_feed_data, buf_feed_eof, buf_set_exception
+  do
+    local m = core._reader_methods
+    buf_feed_data, buf_feed_eof, buf_set_exception = m.feed_data, m.feed_eof, m.set_exception
+  end
+  function StreamReader:feed_data(data) buf_feed_data(self._buffer, data) end
+  function StreamReader:feed_eof() buf_feed_eof(self._buffer) end
+  function StreamReader:set_exception(err) buf_set_exception(self._buffer, err) end
+
+  setmetatable(StreamReader, { __call = function(_, limit)
+    if limit ~= nil and (math.type(limit) ~= "integer" or limit <= 0) then
+      error("aloop.StreamReader: limit must be a positive integer, got " .. tostring(limit), 2)
+    end
+    limit = limit or DEFAULT_LIMIT
+    local loop = running_loop() or core.get_event_loop()
+    return setmetatable({ _buffer = core._reader_new(loop, limit), _limit = limit }, StreamReader)
+  end })
   function StreamReader:exception() return buf_exception(self._buffer) end
 
   -- for line in reader:lines() do ... end
