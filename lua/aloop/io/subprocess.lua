@@ -8,6 +8,7 @@ local coro = require "aloop.core.coro"
 local tasks = require "aloop.core.tasks"
 local connections = require "aloop.net.connections"
 local streams = require "aloop.net.streams"
+local blame = require "aloop.core.blame"
 
 -- This file's part of the public table (init.lua picks its public names), indented as a block.
 local aio = {}
@@ -21,7 +22,7 @@ do
   local KNOWN = { stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
     pass_fds = true, start_new_session = true, process_group = true }
 
-  local function bad(fn, fmt, ...) error(("aloop.%s: " .. fmt):format(fn, ...), 4) end
+  local function bad(fn, fmt, ...) blame.error(("aloop.%s: " .. fmt):format(fn, ...)) end
 
   local function has_fileno(v)
     local ok, f = pcall(function() return v.fileno end)

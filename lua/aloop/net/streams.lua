@@ -143,6 +143,9 @@ do
 
   -- open_connection(host, port, {limit=, ...}) -> reader, writer
   function aio.open_connection(host, port, opts)
+    if (host == nil or port == nil) and not (opts and opts.sock) then
+      error("aloop.open_connection: host and port are required without opts.sock", 2)
+    end
     return open_with("open_connection", "create_connection", opts, host, port, opts)
   end
 
