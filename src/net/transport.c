@@ -286,11 +286,13 @@ void al_transport_maybe_resume(lua_State *L, al_Transport *t, int tidx) {
 /*
 ** Whether a write is dropped: after close()/abort() or once the connection is lost, writes are
 ** discarded without an error, as asyncio does (a broadcast loop must not die on one dead peer;
-** drain() raises the connection's error). A warning is logged at the fifth dropped write.
+** drain() raises the connection's error). A warning is logged at the fifth dropped write (in
+** debug mode at the first).
 */
 int al_transport_drops_writes(lua_State *L, al_Transport *t) {
   if (!t->closing) return 0;
-  if (++t->dropped_writes == DROPPED_WRITES_WARN)
+  unsigned n = ++t->dropped_writes;
+  if (n == DROPPED_WRITES_WARN || (n == 1 && t->loop->debug))
     al_log(L, AL_LOG_WARNING, "aloop: writes to a closed or lost <aloop.Transport fd=%d> are "
            "dropped", t->fd);
   return 1;
