@@ -162,7 +162,14 @@ function tasks.wait_for(aw, timeout, ...)
   end
   local loop = core.get_running_loop()
   local fut
-  if select("#", ...) > 0 then fut = loop:create_task(aw, ...) else fut = future_of(aw, loop) end
+  if select("#", ...) == 0 then
+    fut = future_of(aw, loop)
+  elseif isfuture(aw) or iscoroutine(aw) then
+    error("aloop.wait_for: arguments after the timeout are for a function, not a "
+      .. (iscoroutine(aw) and "coroutine object" or "future"), 2)
+  else
+    fut = loop:create_task(aw, ...)
+  end
   if timeout == nil then return await_future(fut) end
   if timeout <= 0 then
     if fut:done() then return fut:result() end
