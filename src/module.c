@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "tls/tls.h"
 
 typedef struct al_LuaSource {
   const char *name; /* module name, e.g. "aloop.init" */
@@ -47,6 +48,7 @@ int luaopen_aloop_core(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_state);
   }
   al_errors_open(L);
+  al_tls_open(L);
   al_loop_open(L);
   al_handle_open(L);
   al_future_open(L);
