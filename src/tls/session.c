@@ -213,6 +213,11 @@ int al_tls_keep_input(al_TlsSession *s) {
 
 size_t al_tls_input_len(const al_TlsSession *s) { return s->in_len; }
 
+void al_tls_drop_input(al_TlsSession *s) {
+  s->in_len = 0;
+  al_tls_keep_input(s);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Steps. */
 

@@ -64,6 +64,7 @@ void al_tls_feed(al_TlsSession *s, const char *p, size_t n);
 /* Copies what OpenSSL has not consumed of the borrowed input into the session (a pause). */
 int al_tls_keep_input(al_TlsSession *s);
 size_t al_tls_input_len(const al_TlsSession *s);
+void al_tls_drop_input(al_TlsSession *s); /* after close_notify: the rest is discarded */
 /* Steps that may call Lua (the servername callback) take the running Lua thread. */
 int al_tls_handshake(lua_State *L, al_TlsSession *s);
 ptrdiff_t al_tls_read(lua_State *L, al_TlsSession *s, char *dst, size_t cap); /* > 0 bytes */
@@ -91,5 +92,8 @@ void al_tls_errors_open(lua_State *L); /* module table on top */
 
 /* info.c: get_extra_info's TLS keys; pushes the value and returns 1, or returns 0 */
 int al_tls_push_info(lua_State *L, al_TlsSession *s, const char *name);
+
+/* filter.c: core._tls_wrap, TLS as a filter of the stream transport */
+void al_tls_filter_open(lua_State *L); /* module on top */
 
 #endif
