@@ -420,7 +420,13 @@ static const luaL_Reg ctx_methods[] = {
     {NULL, NULL},
 };
 
-/* STACK: module. Sets module.ssl and the error classes. */
+/* core._is_sslcontext(x) */
+static int l_is_sslcontext(lua_State *L) {
+  lua_pushboolean(L, al_sslcontext_test(L, 1) != NULL);
+  return 1;
+}
+
+/* STACK: module. Sets module.ssl, module._is_sslcontext and the error classes. */
 void al_tls_open(lua_State *L) {
   al_tls_errors_open(L);
   lua_newtable(L); /* the weak registry of contexts */
@@ -441,6 +447,8 @@ void al_tls_open(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
+  lua_pushcfunction(L, l_is_sslcontext);
+  lua_setfield(L, -2, "_is_sslcontext");
   lua_createtable(L, 0, 4);
   lua_pushcfunction(L, l_create_default_context);
   lua_setfield(L, -2, "create_default_context");

@@ -350,16 +350,17 @@ static double opt_number(lua_State *L, int idx, const char *key, double def) {
 }
 
 /*
-** core._tls_wrap(transport, ctx, server_side, opts) -> the handshake future (opts.waiter) or
-** nothing. opts: server_hostname, ssl_handshake_timeout (60), ssl_shutdown_timeout (30),
-** protocol (takes the transport once the handshake is done), connection_made (call it then).
+** core._tls_wrap(transport, ctx, server_side, opts [, protocol]) -> the handshake future
+** (opts.waiter) or nil. opts: server_hostname, ssl_handshake_timeout (60), ssl_shutdown_timeout
+** (30), connection_made (call protocol:connection_made once the handshake is done). protocol
+** takes the transport when the handshake is done. A server shares one opts table.
 */
 static int l_tls_wrap(lua_State *L) {
   al_Transport *t = luaL_checkudata(L, 1, AL_TRANSPORT_MT);
   al_SslContext *ctx = al_sslcontext_check(L, 2);
   int server = lua_toboolean(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
-  lua_settop(L, 4);
+  lua_settop(L, 5);
   if (t->closing || t->lost) return al_error_raise(L, "InvalidStateError", "the transport is closing");
   if (t->filter) return al_error_raise(L, "InvalidStateError", "the transport already uses TLS");
   if (ctx->server != server)
@@ -372,7 +373,7 @@ static int l_tls_wrap(lua_State *L) {
   int call_made = lua_toboolean(L, -1);
   lua_getfield(L, 4, "waiter");
   int want_waiter = lua_toboolean(L, -1);
-  lua_settop(L, 5); /* 5: hostname (kept referenced while the session copies it) */
+  lua_settop(L, 6); /* 6: hostname (kept referenced while the session copies it) */
 
   al_TlsFilter *f = lua_newuserdatauv(L, sizeof *f, FUV_N);
   memset(f, 0, sizeof *f);
@@ -394,7 +395,7 @@ static int l_tls_wrap(lua_State *L) {
   if (!f->session) return al_tls_raise_error_queue(L, "creating the TLS session");
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, fidx, FUV_CONTEXT);
-  lua_getfield(L, 4, "protocol");
+  lua_pushvalue(L, 5);
   lua_setiuservalue(L, fidx, FUV_PROTOCOL);
   if (want_waiter) {
     lua_getiuservalue(L, 1, AL_TUV_LOOP);
