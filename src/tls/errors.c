@@ -83,15 +83,12 @@ int al_tls_raise_error_queue(lua_State *L, const char *what) {
 }
 
 /* Python's wording for a name that the certificate does not cover. */
-static const char *verify_message(lua_State *L, SSL *ssl, long code) {
+static const char *verify_message(lua_State *L, al_TlsSession *s, long code) {
   if (code == X509_V_ERR_HOSTNAME_MISMATCH || code == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-    char *ip = code == X509_V_ERR_IP_ADDRESS_MISMATCH ? X509_VERIFY_PARAM_get1_ip_asc(param) : NULL;
-    const char *host = ip ? ip : X509_VERIFY_PARAM_get0_host(param, 0);
-    const char *msg = lua_pushfstring(L, "%s mismatch, certificate is not valid for '%s'.",
-                                      ip ? "IP address" : "Hostname", host ? host : "");
-    OPENSSL_free(ip);
-    return msg;
+    const char *host = al_tls_hostname(s);
+    return lua_pushfstring(L, "%s mismatch, certificate is not valid for '%s'.",
+                           code == X509_V_ERR_IP_ADDRESS_MISMATCH ? "IP address" : "Hostname",
+                           host ? host : "");
   }
   return lua_pushstring(L, X509_verify_cert_error_string(code));
 }
@@ -108,7 +105,7 @@ void al_tls_push_error(lua_State *L, al_TlsSession *s) {
   long vr = SSL_get_verify_result(ssl);
   if (e && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
       vr != X509_V_OK) {
-    const char *msg = verify_message(L, ssl, vr);
+    const char *msg = verify_message(L, s, vr);
     push_ssl_error(L, "SSLCertVerificationError", e, code, msg);
     lua_pushinteger(L, vr);
     lua_setfield(L, -2, "verify_code");

@@ -1,8 +1,8 @@
 /*
 ** What get_extra_info tells about a TLS connection (API.md §12): "peercert" as a table (subject,
 ** issuer, serial, not_before, not_after, subject_alt_names, version; the shape of Python's
-** getpeercert), "peercert_der", "cipher" ({name, version, bits}), "tls_version" and
-** "alpn_protocol". "sslcontext" is the transport's own (it holds the context userdata).
+** getpeercert), "peercert_der", "cipher" ({name, version, bits}), "tls_version",
+** "alpn_protocol" and "server_hostname". "sslcontext" is the transport's own (it holds the context userdata).
 */
 #include <arpa/inet.h>
 #include <string.h>
@@ -144,6 +144,11 @@ int al_tls_push_info(lua_State *L, al_TlsSession *s, const char *name) {
   if (strcmp(name, "cipher") == 0) return push_cipher(L, ssl);
   if (strcmp(name, "tls_version") == 0) {
     lua_pushstring(L, SSL_get_version(ssl));
+    return 1;
+  }
+  if (strcmp(name, "server_hostname") == 0) {
+    if (!al_tls_hostname(s)) return 0;
+    lua_pushstring(L, al_tls_hostname(s));
     return 1;
   }
   if (strcmp(name, "alpn_protocol") == 0) {

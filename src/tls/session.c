@@ -25,6 +25,7 @@ struct al_TlsSession {
   size_t in_len;
   char *kept; /* input copied by al_tls_keep_input */
   size_t kept_cap;
+  char *hostname;  /* the client's server_hostname, or NULL */
   lua_State *L;    /* the running Lua thread during a step (the servername callback uses it) */
   int sni_ref;     /* registry ref of the context the servername callback chose, or LUA_NOREF */
   int ssl_error;   /* SSL_get_error of the failed step */
@@ -128,11 +129,13 @@ al_TlsSession *al_tls_session_new(al_SslContext *ctx, int server, const char *se
     SSL_set_accept_state(s->ssl);
   } else {
     SSL_set_connect_state(s->ssl);
+    if (server_hostname && *server_hostname && !(s->hostname = strdup(server_hostname))) goto fail;
     if (!set_client_identity(s->ssl, ctx, server_hostname)) goto fail;
   }
   return s;
 fail:
   if (s->ssl) SSL_free(s->ssl);
+  free(s->hostname);
   free(s);
   return NULL;
 }
@@ -141,11 +144,14 @@ void al_tls_session_free(lua_State *L, al_TlsSession *s) {
   if (!s) return;
   SSL_free(s->ssl); /* frees the BIO */
   free(s->kept);
+  free(s->hostname);
   luaL_unref(L, LUA_REGISTRYINDEX, s->sni_ref);
   free(s);
 }
 
 SSL *al_tls_ssl(al_TlsSession *s) { return s->ssl; }
+
+const char *al_tls_hostname(const al_TlsSession *s) { return s->hostname; }
 
 lua_State *al_tls_session_lua(al_TlsSession *s) { return s->L; }
 

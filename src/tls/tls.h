@@ -73,6 +73,7 @@ int al_tls_close_notify(al_TlsSession *s); /* queues close_notify; 0 or AL_TLS_F
 int al_tls_handshake_done(const al_TlsSession *s);
 int al_tls_received_close_notify(const al_TlsSession *s);
 SSL *al_tls_ssl(al_TlsSession *s);
+const char *al_tls_hostname(const al_TlsSession *s); /* the client's server_hostname or NULL */
 /* Pushes the context the connection uses now (the one the servername callback chose), or
    nothing and returns 0 when it is the one it was created with. */
 int al_tls_push_sni_context(lua_State *L, al_TlsSession *s);
