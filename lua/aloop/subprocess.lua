@@ -1,5 +1,5 @@
 -- Subprocesses (API.md §7): the Lua half of process.c. The child is spawned and reaped in C;
--- here its pipes become pipe transports (transport.c), the SubprocessProtocol is called
+-- here its pipes become pipe transports (stream_transport.c), the SubprocessProtocol is called
 -- (pipe_data_received, pipe_connection_lost, process_exited, connection_lost), and the
 -- high-level Process wraps the pipes in a StreamWriter (stdin) and StreamReaders (stdout,
 -- stderr). loop:subprocess_exec/subprocess_shell, aio.create_subprocess_exec/_shell.
@@ -128,7 +128,7 @@ return function(aio, core)
     for fd, sock in pairs { [0] = s0, s1, s2 } do
       local ptr = core._transport(loop, sock, stream_limit and {} or pipe_protocol(tr, st, fd), "pipe")
       if fd == 0 then ptr:pause_reading() end -- a write pipe is never read
-      if stream_limit then ptr:_set_stream(stream_limit) else st.open = st.open + 1 end
+      if stream_limit then ptr:_reader(stream_limit) else st.open = st.open + 1 end
       st.pipes[fd] = ptr
     end
     return tr, st

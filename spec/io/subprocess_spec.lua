@@ -218,10 +218,10 @@ describe("create_subprocess_exec", function()
   it("pauses a child flooding stdout at the reader's limit", async(function()
     local limit = 4096
     local p = exec("cat", "/dev/zero", { stdout = PIPE, limit = limit })
-    local tr = p._transport:get_pipe_transport(1)
-    while tr:_buffered() <= limit do aio.sleep(0.001) end
+    local buf = p.stdout._buffer
+    while buf:buffered() <= limit do aio.sleep(0.001) end
     for _ = 1, 20 do aio.sleep(0.001) end -- the child keeps writing; we do not read
-    assert.is_true(tr:_buffered() <= limit + 65536) -- at most one read past the limit
+    assert.is_true(buf:buffered() <= limit + 65536) -- at most one read past the limit
     assert.equal(limit, #p.stdout:readexactly(limit)) -- reading resumes
     p:kill()
     assert.equal(-9, p:wait())

@@ -1,8 +1,11 @@
 /*
 ** Debug mode (loop:set_debug(true), ALOOP_DEBUG=1, aloop --debug): where handles, futures,
 ** tasks and loops were created (kept in a weak table, only in debug mode, so reports can show
-** it), the wrong-thread check for loop methods, and the timing of slow callbacks (loop.c).
+** it), the wrong-thread check for loop methods, and the timing of slow callbacks (loop.c for the
+** ready queue, al_debug_slow for callbacks libev runs directly).
 */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +72,25 @@ void al_debug_check_thread(lua_State *L, al_Loop *loop) {
   if (loop->debug && loop->running && !pthread_equal(pthread_self(), loop->thread))
     luaL_error(L, "aloop: non-thread-safe operation invoked on an event loop from another "
                   "thread; use call_soon_threadsafe");
+}
+
+/*
+** Debug mode, for callbacks libev runs directly (transports, listeners) rather than through the
+** ready queue: logs "Executing <what> took N seconds" as a warning, as loop.c does for ready
+** callbacks, when the one that started at t0 (al_now()) ran longer than
+** loop.slow_callback_duration. `what` is a lua_pushfstring format.
+*/
+void al_debug_slow(lua_State *L, al_Loop *loop, double t0, const char *what, ...) {
+  double dt = al_now() - t0;
+  if (dt < loop->slow_callback_duration) return;
+  va_list ap;
+  va_start(ap, what);
+  lua_pushvfstring(L, what, ap);
+  va_end(ap);
+  char secs[32];
+  snprintf(secs, sizeof secs, "%.3f", dt);
+  al_log(L, AL_LOG_WARNING, "Executing %s took %s seconds", lua_tostring(L, -1), secs);
+  lua_pop(L, 1);
 }
 
 /* core._debug_note(obj): remember where obj (e.g. a coroutine object) was made, in debug mode. */

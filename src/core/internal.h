@@ -283,6 +283,8 @@ void al_debug_note_creation(lua_State *L, al_Loop *loop, int idx); /* if debug: 
 int al_debug_push_creation(lua_State *L, int idx); /* pushes that traceback or returns 0 */
 int al_debug_push_creation_site(lua_State *L, int idx); /* "file:line", or returns 0 */
 void al_debug_check_thread(lua_State *L, al_Loop *loop);
+/* logs "Executing <what> took N seconds" if the callback that began at t0 was slow */
+void al_debug_slow(lua_State *L, al_Loop *loop, double t0, const char *what, ...);
 void al_debug_open(lua_State *L);
 
 /* threadsafe.c */

@@ -1,7 +1,7 @@
 /*
-** Declarations shared by the networking files (socket.c, transport.c, server.c): socket
-** objects and addresses, OSError objects with errno, stream transports and listeners, and the
-** per-loop set of open network objects that loop:close() shuts down.
+** Declarations shared by the networking files (socket.c, server.c, dns.c and the transports):
+** socket objects and addresses, making transports, listeners. The transport object itself and
+** its filter seam are in transport.h, the StreamReader's buffer in stream_reader.h.
 */
 #ifndef ALOOP_NET_H
 #define ALOOP_NET_H

@@ -3,7 +3,8 @@
 ** the listening socket accepts in batches with accept4 (non-blocking, close-on-exec), calls the
 ** protocol factory under protection and makes a transport per connection. When the process is
 ** out of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM) accepting pauses for a moment instead of spinning:
-** the pending connections wait in the kernel's backlog until fds are free again.
+** the pending connections wait in the kernel's backlog until fds are free again. In debug mode a
+** slow accept callback (protocol factories, connection_made) is logged as slow callbacks are.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -127,9 +128,11 @@ static int accept_ready(lua_State *L) {
 static void accept_cb(struct ev_loop *ev, ev_io *w, int revents) {
   (void)ev, (void)revents;
   al_Listener *ls = w->data;
-  lua_State *L = ls->loop->L;
+  al_Loop *loop = ls->loop;
+  lua_State *L = loop->L;
   if (!L) return;
   int top = lua_gettop(L);
+  double t0 = loop->debug ? al_now() : 0;
   lua_pushcfunction(L, al_msgh);
   lua_pushcfunction(L, accept_ready);
   lua_pushlightuserdata(L, ls);
@@ -138,6 +141,8 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents) {
     report(L, ls->loop, "Error while accepting a connection", -2, -1);
   }
   lua_settop(L, top);
+  if (loop->debug) /* the protocol factory and connection_made ran in it */
+    al_debug_slow(L, loop, t0, "the accept callback of <aloop.Listener fd=%d>", w->fd);
 }
 
 static void retry_cb(struct ev_loop *ev, ev_timer *w, int revents) {

@@ -240,10 +240,10 @@ static int cf_push_outcome(lua_State *L, al_CFut *cf) {
   if (s != AL_CF_FINISHED) return al_error_raise(L, "InvalidStateError", "Result is not ready.");
   int top = lua_gettop(L);
   if (!ok) {
-    al_push_job_error(L, cf->out.p, cf->out.n);
+    al_push_job_error(L, cf->out.p, cf->out.len);
     return lua_error(L);
   }
-  al_unmarshal(L, cf->out.p, cf->out.n);
+  al_unmarshal(L, cf->out.p, cf->out.len);
   return lua_gettop(L) - top;
 }
 
@@ -266,7 +266,7 @@ static int cf_exception(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  al_push_job_error(L, cf->out.p, cf->out.n);
+  al_push_job_error(L, cf->out.p, cf->out.len);
   return 1;
 }
 
@@ -292,12 +292,12 @@ static int wrap_complete_p(lua_State *L) {
   } else if (s == AL_CF_CANCELLED) {
     al_future_cancel(L, f, 1, 0);
   } else if (!ok) {
-    al_push_job_error(L, w->cf->out.p, w->cf->out.n);
+    al_push_job_error(L, w->cf->out.p, w->cf->out.len);
     if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
     else lua_pushnil(L);
     al_future_set_exception(L, f, 1, 2, lua_isnil(L, 3) ? 0 : 3);
   } else {
-    int n = al_unmarshal(L, w->cf->out.p, w->cf->out.n);
+    int n = al_unmarshal(L, w->cf->out.p, w->cf->out.len);
     al_future_set_result(L, f, 1, 2, n);
   }
   return 0;

@@ -123,7 +123,7 @@ static int post_run_p(lua_State *L) {
     al_cf_push(L, p->cf);
   }
   int base = lua_gettop(L);
-  int n = al_unmarshal(L, p->in.p, p->in.n);
+  int n = al_unmarshal(L, p->in.p, p->in.len);
   lua_call(L, base + n - 1, 0);
   return 0;
 }

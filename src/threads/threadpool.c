@@ -72,7 +72,7 @@ static int read_all(int fd, void *p, size_t n) {
 
 /* A frame: [int ok][size_t len][len bytes]. */
 static int frame_write(int fd, int ok, const al_Buf *b) {
-  size_t n = b->n;
+  size_t n = b->len;
   if (write_all(fd, &ok, sizeof ok) || write_all(fd, &n, sizeof n)) return -1;
   return n ? write_all(fd, b->p, n) : 0;
 }
@@ -81,7 +81,7 @@ static int frame_read(int fd, int *ok, al_Buf *b) {
   size_t n;
   if (read_all(fd, ok, sizeof *ok) || read_all(fd, &n, sizeof n)) return -1;
   b->p = n ? malloc(n) : NULL;
-  b->n = b->cap = n;
+  b->len = b->cap = n;
   if (n && (!b->p || read_all(fd, b->p, n))) {
     al_buf_free(b);
     return -1;
@@ -113,7 +113,7 @@ static void child_main(Pool *p) {
     int ok;
     al_Buf in = {0}, out = {0};
     if (frame_read(3, &ok, &in)) break;
-    if (L) ok = al_run_job(L, in.p, in.n, &out);
+    if (L) ok = al_run_job(L, in.p, in.len, &out);
     else ok = 0, al_error_bytes(&out, "aloop.executor: cannot create a Lua state in the worker process");
     al_buf_free(&in);
     fflush(stdout);
@@ -232,7 +232,7 @@ static void *worker_main(void *arg) {
         ok = child_run(p, &child, &j->in, &out);
       } else {
         if (!L) L = al_newstate(p->path, p->cpath);
-        if (L) ok = al_run_job(L, j->in.p, j->in.n, &out);
+        if (L) ok = al_run_job(L, j->in.p, j->in.len, &out);
         else ok = 0, al_error_bytes(&out, "aloop.executor: cannot create a Lua state in the worker");
       }
       al_cf_finish(j->cf, ok, &out);

@@ -7,17 +7,11 @@
 #define ALOOP_THREADS_H
 
 #include "core/internal.h"
+#include "util/buffer.h"
 
 #define AL_CFUTURE_MT "aloop.ConcurrentFuture"
 
-/* A growable byte buffer (malloc'd; owned by whoever holds it). */
-typedef struct al_Buf {
-  char *p;
-  size_t n, cap;
-} al_Buf;
-
-/* marshal.c: values as bytes, from one Lua state to another. */
-void al_buf_free(al_Buf *b);
+/* marshal.c: values as bytes (in an al_Buf, util/buffer.h), from one Lua state to another. */
 /*
 ** Appends the n values from `first` to a new buffer (a userdata pushed on the stack that frees
 ** it when collected; steal b->p to keep the bytes). Raises a clear error naming the value and
