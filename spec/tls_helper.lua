@@ -92,8 +92,10 @@ end
 -- T.spawn(argv) inside a task: a process with stdout piped (stderr merged) and stdin piped.
 -- T.wait_line(proc, pattern): reads stdout lines until one matches; returns the captures.
 function T.spawn(argv)
-  return aio.create_subprocess_exec(argv, {
-    stdin = aio.subprocess.PIPE, stdout = aio.subprocess.PIPE, stderr = aio.subprocess.STDOUT })
+  local args = { table.unpack(argv) }
+  args[#args + 1] = {
+    stdin = aio.subprocess.PIPE, stdout = aio.subprocess.PIPE, stderr = aio.subprocess.STDOUT }
+  return aio.create_subprocess_exec(table.unpack(args))
 end
 
 function T.wait_line(proc, pattern)

@@ -82,6 +82,12 @@ return function(aio, core)
     if f then await(f) end
   end
 
+  -- writer:start_tls(ctx, {server_side=, server_hostname=, ssl_handshake_timeout=}): upgrades
+  -- this stream pair to TLS in place (the reader goes on reading cleartext).
+  function StreamWriter:start_tls(ctx, opts)
+    require("aloop.net.tls").writer_start_tls(self, ctx, opts)
+  end
+
   function StreamWriter:wait_closed()
     local f = self.transport:_wait_closed()
     if f then await(f) end

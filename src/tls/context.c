@@ -429,6 +429,7 @@ static int l_is_sslcontext(lua_State *L) {
 /* STACK: module. Sets module.ssl, module._is_sslcontext and the error classes. */
 void al_tls_open(lua_State *L) {
   al_tls_errors_open(L);
+  al_tls_filter_open(L);
   lua_newtable(L); /* the weak registry of contexts */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");

@@ -65,15 +65,16 @@ static void fail_with(lua_State *L, al_Transport *t, int tidx, const char *cls, 
   lua_setfield(L, -2, "errno");
   lua_pushstring(L, strerror(err));
   lua_setfield(L, -2, "strerror");
-  al_stream_fail(L, t, tidx, -1);
+  al_transport_force_close(L, t, tidx, -1);
   lua_pop(L, 1);
 }
 
+/* Runs from al_transport_run (protected): the handshake or the shutdown took too long. */
 static int timer_fire(lua_State *L) {
-  al_TlsFilter *f = lua_touserdata(L, 1);
-  al_Transport *t = f->t;
-  if (t->lost || t->finished) return 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  al_Transport *t = lua_touserdata(L, 1);
+  al_TlsFilter *f = (al_TlsFilter *)t->filter;
+  if (!f || t->lost) return 0;
+  al_transport_push(L, t);
   int tidx = lua_gettop(L);
   if (f->state == ST_HANDSHAKE || f->state == ST_FLUSHING)
     lua_pushfstring(L, "SSL handshake is taking longer than %f seconds: aborting the connection",
@@ -89,21 +90,7 @@ static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {
   (void)ev, (void)revents;
   al_TlsFilter *f = w->data;
   f->loop->nwatchers--; /* a one-shot timer is inactive once it fired */
-  lua_State *L = f->loop->L;
-  if (!L) return;
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, al_msgh);
-  lua_pushcfunction(L, timer_fire);
-  lua_pushlightuserdata(L, f);
-  if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) {
-    lua_createtable(L, 0, 2);
-    lua_pushliteral(L, "Fatal error in a TLS timer");
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "exception");
-    al_report(L, f->loop, -1);
-  }
-  lua_settop(L, top);
+  if (!f->t->finished) al_transport_run(f->t, timer_fire, "TLS timeout");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -115,7 +102,7 @@ static void fail_session(lua_State *L, al_TlsFilter *f, al_Transport *t, int tid
     al_log(L, AL_LOG_DEBUG, "TLS handshake failed: %s", luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
   }
-  al_stream_fail(L, t, tidx, -1);
+  al_transport_force_close(L, t, tidx, -1);
   lua_pop(L, 1);
 }
 

@@ -50,14 +50,21 @@ local function client_hostname(ctx, opts, host, what)
   return name
 end
 
--- Waits for the handshake future; the connection's loss (any cause) fails it. On an error or a
--- cancellation the transport is aborted and the error raised.
+-- The error a lost transport ended with (drain() raises it), or a ConnectionResetError.
+local function loss_error(tr)
+  local ok, err = pcall(tr._drain, tr)
+  if ok or err == nil then
+    return core.ConnectionResetError("Connection lost during the TLS handshake")
+  end
+  return err
+end
+
+-- Waits for the handshake future; the connection's loss (whatever its cause) fails it. On an
+-- error or a cancellation the transport is aborted and the error raised.
 local function await_handshake(tr, fut)
   local closed = tr:_wait_closed()
   local function on_closed()
-    if fut:done() then return end
-    local err = tr:_exception() or core.ConnectionResetError("Connection lost during the TLS handshake")
-    fut:set_exception(err)
+    if not fut:done() then fut:set_exception(loss_error(tr)) end
   end
   if closed then closed:add_done_callback(on_closed) else on_closed() end
   local ok, err = pcall(await, fut)
