@@ -70,13 +70,18 @@ return function(aio, core)
 
   local tls = require "aloop.net.tls"
 
-  -- A connected socket becomes a transport: with opts.ssl, after the TLS handshake.
-  local function connect_transport(loop, sock, factory, opts, host, what)
-    local protocol = call_factory(factory)
-    if opts.ssl then return tls.connect(loop, sock, protocol, opts, host, what), protocol end
+  -- The client context for opts.ssl (checked before connecting), or nil.
+  local function client_context(opts, what)
+    if opts.ssl then return tls.context(opts.ssl, false, what) end
     if opts.server_hostname ~= nil then
       error(("aloop.%s: server_hostname is only meaningful with ssl"):format(what), 3)
     end
+  end
+
+  -- A connected socket becomes a transport: with a context, after the TLS handshake.
+  local function connect_transport(loop, sock, factory, ctx, opts, host, what)
+    local protocol = call_factory(factory)
+    if ctx then return tls.connect(loop, sock, protocol, ctx, opts, host, what), protocol end
     return core._transport(loop, sock, protocol), protocol
   end
 
@@ -90,6 +95,7 @@ return function(aio, core)
   -- server_hostname=, ssl_handshake_timeout=, ssl_shutdown_timeout=}) -> transport, protocol
   function Loop:create_connection(factory, host, port, opts)
     opts = opts or {}
+    local ctx = client_context(opts, "create_connection")
     local sock = opts.sock
     if not sock then
       if host == nil or port == nil then
@@ -117,7 +123,7 @@ return function(aio, core)
         error(aio.OSError("Multiple exceptions: " .. table.concat(msgs, ", ")), 0)
       end
     end
-    return connect_transport(self, sock, factory, opts, host, "create_connection")
+    return connect_transport(self, sock, factory, ctx, opts, host, "create_connection")
   end
 
   function Loop:connect_accepted_socket(factory, sock)
@@ -234,6 +240,7 @@ return function(aio, core)
 
   function Loop:create_unix_connection(factory, path, opts)
     opts = opts or {}
+    local ctx = client_context(opts, "create_unix_connection")
     local sock = opts.sock
     if not sock then
       sock = socket.socket("unix")
@@ -243,7 +250,7 @@ return function(aio, core)
         error(err, 0)
       end
     end
-    return connect_transport(self, sock, factory, opts, nil, "create_unix_connection")
+    return connect_transport(self, sock, factory, ctx, opts, nil, "create_unix_connection")
   end
 
   -- create_unix_server(factory, path, {sock=, backlog=, start_serving=}): a stale socket file

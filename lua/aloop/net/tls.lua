@@ -77,9 +77,12 @@ end
 
 -- A client transport on the connected socket: returns once the handshake is done, when
 -- protocol:connection_made has run.
-function tls.connect(loop, sock, protocol, opts, host, what)
-  local ctx = tls.context(opts.ssl, false, what)
-  local name = client_hostname(ctx, opts, host, what)
+function tls.connect(loop, sock, protocol, ctx, opts, host, what)
+  local ok, name = pcall(client_hostname, ctx, opts, host, what)
+  if not ok then
+    sock:close()
+    error(name, 0)
+  end
   local tr = core._transport(loop, sock, {})
   local fut = core._tls_wrap(tr, ctx, false,
     wrap_opts(opts, name, { connection_made = true, waiter = true }), protocol)
