@@ -5,7 +5,7 @@
 local aio = require "aloop"
 local H = require "spec.helper"
 
-local T = {}
+local T = { root = H.root }
 
 local dir -- the PKI directory, once made
 

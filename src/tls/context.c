@@ -316,9 +316,16 @@ static int servername_cb(SSL *ssl, int *alert, void *arg) {
   lua_pushlightuserdata(L, arg);
   lua_pushlightuserdata(L, s);
   int r = lua_pcall(L, 2, 0, top + 1);
-  if (r != LUA_OK) {
-    lua_pushfstring(L, "aloop: TLS servername callback failed: %s", luaL_tolstring(L, -1, NULL));
-    al_log_pushed(L, AL_LOG_ERROR);
+  al_Loop *loop = al_state(L)->running;
+  if (r != LUA_OK && loop) { /* nobody awaits this: the loop's exception handler hears of it */
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "Error in the TLS servername callback");
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "exception");
+    al_push_lasttb(L);
+    lua_setfield(L, -2, "traceback");
+    al_report(L, loop, -1);
   }
   lua_settop(L, top);
   if (r == LUA_OK) return SSL_TLSEXT_ERR_OK;

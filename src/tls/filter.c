@@ -96,7 +96,11 @@ static void timer_cb(struct ev_loop *ev, ev_timer *w, int revents) {
 /* ---------------------------------------------------------------------------------------- */
 /* Steps. */
 
+/* A TLS error ends the connection; the alert OpenSSL queued for the peer goes out first, as far
+   as the socket takes it now, so the peer learns why. */
 static void fail_session(lua_State *L, al_TlsFilter *f, al_Transport *t, int tidx) {
+  al_stream_flush(L, t, tidx);
+  if (t->lost) return;
   al_tls_push_error(L, f->session);
   if (f->state == ST_HANDSHAKE || f->state == ST_FLUSHING) {
     al_log(L, AL_LOG_DEBUG, "TLS handshake failed: %s", luaL_tolstring(L, -1, NULL));
