@@ -9,8 +9,9 @@ local T = { root = H.root }
 
 local dir -- the PKI directory, once made
 
+-- Peers and tools run without the sanitizer runtime the ASan pass preloads into aloop.
 local function sh(cmd)
-  local out, code = H.sh(cmd)
+  local out, code = H.sh("env -u LD_PRELOAD " .. cmd)
   if code ~= 0 then error("tls_helper: `" .. cmd .. "` failed:\n" .. out, 2) end
   return out
 end
@@ -92,7 +93,7 @@ end
 -- T.spawn(argv) inside a task: a process with stdout piped (stderr merged) and stdin piped.
 -- T.wait_line(proc, pattern): reads stdout lines until one matches; returns the captures.
 function T.spawn(argv)
-  local args = { table.unpack(argv) }
+  local args = { "env", "-u", "LD_PRELOAD", table.unpack(argv) }
   args[#args + 1] = {
     stdin = aio.subprocess.PIPE, stdout = aio.subprocess.PIPE, stderr = aio.subprocess.STDOUT }
   return aio.create_subprocess_exec(table.unpack(args))
@@ -135,6 +136,23 @@ function T.python(src, ...)
   T._scripts = T._scripts or {}
   T._scripts[#T._scripts + 1] = path
   return proc
+end
+
+-- T.it_fds(it [, timeout]): like spec.net_helper's it_fds (a task on a fresh loop, no socket left
+-- open afterwards) with a longer timeout: handshakes are slow under ASan on a loaded machine.
+function T.it_fds(it, timeout)
+  local N = require "spec.net_helper"
+  local ab = require "aloop.busted"
+  return function(name, fn)
+    it(name, function()
+      local before = N.socket_count()
+      ab.run(fn, { allow_reports = true, allow_pending = true, timeout = timeout or 60 })
+      local after = N.socket_count()
+      if after ~= before then
+        error(("sockets left open: %d before, %d after"):format(before, after), 0)
+      end
+    end)
+  end
 end
 
 -- A random payload of n bytes (deterministic: the same for the same n).

@@ -6,7 +6,7 @@
 local aio = require "aloop"
 local T = require "spec.tls_helper"
 
-local it_fds = require("spec.net_helper").it_fds(it)
+local it_fds = T.it_fds(it)
 
 -- A Python TLS server: prints "PORT n", serves one connection in MODE, prints what it saw.
 --   echo       echo until the client's close_notify, then close_notify back ("ECHOED n")

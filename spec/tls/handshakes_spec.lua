@@ -4,7 +4,7 @@
 local aio = require "aloop"
 local T = require "spec.tls_helper"
 
-local it_fds = require("spec.net_helper").it_fds(it)
+local it_fds = T.it_fds(it, 300)
 local H = require "spec.helper"
 
 describe("TLS handshakes", function()

@@ -6,7 +6,7 @@
 local aio = require "aloop"
 local T = require "spec.tls_helper"
 
-local it_fds = require("spec.net_helper").it_fds(it)
+local it_fds = T.it_fds(it)
 
 -- A Python TLS client: sends N bytes, reads them back, then close_notify; prints "OK n".
 -- With mode "vanish" it sends N bytes and closes the TCP connection without close_notify.

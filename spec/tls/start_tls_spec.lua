@@ -4,7 +4,7 @@
 local aio = require "aloop"
 local T = require "spec.tls_helper"
 
-local it_fds = require("spec.net_helper").it_fds(it)
+local it_fds = T.it_fds(it)
 
 -- A Python peer speaking a STARTTLS dialog: plain "STARTTLS\n" -> "OK\n", then TLS; as the
 -- server it echoes one line in TLS, as the client it sends "secret\n" and prints the answer.

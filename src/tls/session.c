@@ -79,11 +79,19 @@ static int bio_create(BIO *b) {
   return 1;
 }
 
+static void bio_method_free(void) {
+  BIO_meth_free(bio_method);
+  bio_method = NULL;
+}
+
+/* Made once per process, freed at exit (or when the library is unloaded, which comes after every
+   Lua state using it is closed). */
 static void bio_method_init(void) {
   BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "aloop transport");
   if (m && BIO_meth_set_read(m, bio_read) && BIO_meth_set_write(m, bio_write) &&
       BIO_meth_set_ctrl(m, bio_ctrl) && BIO_meth_set_create(m, bio_create)) {
     bio_method = m;
+    atexit(bio_method_free);
   } else if (m) {
     BIO_meth_free(m);
   }
