@@ -824,6 +824,10 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
     for name in read_file(ROOT .. "/spec/examples_spec.lua"):gmatch('run%("([%w_]+)"') do
       tested[name] = true
     end
+    -- the TLS examples run in spec/tls/examples_spec.lua (they need its certificates)
+    for name in read_file(ROOT .. "/spec/tls/examples_spec.lua"):gmatch('example%("([%w_]+)"') do
+      tested[name] = true
+    end
     local missing = {}
     local p = assert(io.popen("cd " .. q(ROOT) .. " && ls examples"))
     for file in p:lines() do

@@ -186,7 +186,10 @@ static void process(lua_State *L, al_TlsFilter *f, al_Transport *t, int tidx, in
       fail_session(L, f, t, tidx);
       return;
     }
-    if (r != AL_TLS_DONE) return;
+    if (r != AL_TLS_DONE) {
+      al_tls_keep_input(f->session); /* all of it was read: frees a copy kept before */
+      return;
+    }
     handshake_done(L, f, t, tidx, fidx);
   }
   char buf[DECRYPT_CHUNK];
