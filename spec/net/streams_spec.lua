@@ -1,4 +1,4 @@
--- Streams (lua/aloop/streams.lua over the stream mode of src/net/transport.c): open_connection,
+-- Streams (lua/aloop/net/streams.lua over the stream mode of src/net/transport.c): open_connection,
 -- start_server, StreamReader (buffer in C, bounded by `limit`) and StreamWriter (drain with flow
 -- control), with the error cases of the networking issue. Sockets are counted before and after.
 local aio = require "aloop"

@@ -120,12 +120,14 @@ static const luaL_Reg debug_funcs[] = {
     {NULL, NULL},
 };
 
-void al_debug_open(lua_State *L) {
+void al_debug_open(lua_State *L, int core) {
   lua_newtable(L);
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_created);
+  lua_pushvalue(L, core);
   luaL_setfuncs(L, debug_funcs, 0);
+  lua_pop(L, 1);
 }

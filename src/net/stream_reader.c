@@ -259,8 +259,8 @@ static const luaL_Reg rd_methods[] = {
     {NULL, NULL},
 };
 
-/* STACK: module, loop metatable, loop methods. core._reader_methods: streams.lua's C half. */
-void al_reader_open(lua_State *L) {
+/* core._reader_methods: streams.lua's C half. */
+void al_reader_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_READER_MT)) {
     luaL_newlibtable(L, rd_methods);
     lua_pushvalue(L, -2);
@@ -270,6 +270,6 @@ void al_reader_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_getfield(L, -1, "__index");
-  lua_setfield(L, -5, "_reader_methods");
+  lua_setfield(L, core, "_reader_methods");
   lua_pop(L, 1);
 }

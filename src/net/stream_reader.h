@@ -46,6 +46,6 @@ void al_reader_feed(lua_State *L, al_Reader *r, const char *p, size_t n);
 void al_reader_end(lua_State *L, al_Reader *r); /* end of stream */
 void al_reader_fail(lua_State *L, int ridx, int eidx); /* the stream failed with that error */
 
-void al_reader_open(lua_State *L);
+void al_reader_open(lua_State *L, int core);
 
 #endif

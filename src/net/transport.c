@@ -468,9 +468,9 @@ static const luaL_Reg tr_methods[] = {
     {NULL, NULL},
 };
 
-/* STACK: module, loop metatable, loop methods. One metatable for both kinds: these methods, the
-   stream transport's and the datagram transport's. Also opens the readers (stream_reader.c). */
-void al_transport_open(lua_State *L) {
+/* One metatable for both kinds: these methods, the stream transport's and the datagram
+   transport's; core._transport. */
+void al_transport_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_TRANSPORT_MT)) {
     lua_newtable(L);
     const luaL_Reg *const parts[] = {tr_methods, al_stream_methods, al_dgram_methods};
@@ -491,6 +491,5 @@ void al_transport_open(lua_State *L) {
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, l_transport);
-  lua_setfield(L, -4, "_transport");
-  al_reader_open(L);
+  lua_setfield(L, core, "_transport");
 }

@@ -143,7 +143,8 @@ void al_cf_set_canceller(al_CFut *cf, void (*fn)(al_CFut *, void *), void (*free
   if (!pending) free_ud(ud);
 }
 
-void al_cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
+/* Calls fn(cf, ud) once the future is done (at once, on this thread, when it is). */
+static void cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
   al_CWaiter *w = malloc(sizeof *w);
   pthread_mutex_lock(&cf->mu);
   if (cf->state == AL_CF_PENDING || cf->state == AL_CF_RUNNING) {
@@ -345,7 +346,7 @@ static int cf_wrap(lua_State *L) {
   w->signal = signal;
   w->cf = cf;
   al_cf_ref(cf);
-  al_cf_on_done(cf, wrap_notify, w);
+  cf_on_done(cf, wrap_notify, w);
   return 1;
 }
 
@@ -459,7 +460,7 @@ static int l_cf_waitset(lua_State *L) {
   *box = ws;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
-    al_cf_on_done(al_cf_check(L, -1), ws_notify, ws);
+    cf_on_done(al_cf_check(L, -1), ws_notify, ws);
     lua_pop(L, 1);
   }
   return 1;
@@ -519,11 +520,13 @@ static const luaL_Reg cf_methods[] = {
     {"_set_cancelled", cf_set_cancelled}, {"_id", cf_id}, {NULL, NULL},
 };
 
-void al_cfuture_open(lua_State *L) {
+void al_cfuture_open(lua_State *L, int core) {
   luaL_newmetatable(L, AL_CFUTURE_MT);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "_ConcurrentFuture_mt"); /* for the Lua modules' type checks */
   luaL_newlib(L, cf_methods);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */
+  lua_setfield(L, core, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, cf_gc);
   lua_setfield(L, -2, "__gc");
@@ -541,5 +544,5 @@ void al_cfuture_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_cf_waitset);
-  lua_setfield(L, -2, "_cf_waitset");
+  lua_setfield(L, core, "_cf_waitset");
 }

@@ -501,11 +501,11 @@ static int l_decode(lua_State *L) {
   return al_unmarshal_data(L, s, n);
 }
 
-void al_marshal_open(lua_State *L) {
+void al_marshal_open(lua_State *L, int core) {
   lua_pushcfunction(L, l_encode);
-  lua_setfield(L, -2, "_encode");
+  lua_setfield(L, core, "_encode");
   lua_pushcfunction(L, l_encode_call);
-  lua_setfield(L, -2, "_encode_call");
+  lua_setfield(L, core, "_encode_call");
   lua_pushcfunction(L, l_decode);
-  lua_setfield(L, -2, "_decode");
+  lua_setfield(L, core, "_decode");
 }

@@ -433,10 +433,10 @@ static int l_is_sslcontext(lua_State *L) {
   return 1;
 }
 
-/* STACK: module. Sets module.ssl, module._is_sslcontext and the error classes. */
-void al_tls_open(lua_State *L) {
-  al_tls_errors_open(L);
-  al_tls_filter_open(L);
+/* core.ssl (the public aio.ssl), core._is_sslcontext, the error classes and core._tls_wrap. */
+void al_tls_open(lua_State *L, int core) {
+  al_tls_errors_open(L, core);
+  al_tls_filter_open(L, core);
   lua_newtable(L); /* the weak registry of contexts */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
@@ -456,15 +456,15 @@ void al_tls_open(lua_State *L) {
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, l_is_sslcontext);
-  lua_setfield(L, -2, "_is_sslcontext");
+  lua_setfield(L, core, "_is_sslcontext");
   lua_createtable(L, 0, 4);
   lua_pushcfunction(L, l_create_default_context);
   lua_setfield(L, -2, "create_default_context");
   lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));
   lua_setfield(L, -2, "OPENSSL_VERSION");
-  lua_getfield(L, -2, "SSLError");
+  lua_getfield(L, core, "SSLError");
   lua_setfield(L, -2, "SSLError");
-  lua_getfield(L, -2, "SSLCertVerificationError");
+  lua_getfield(L, core, "SSLCertVerificationError");
   lua_setfield(L, -2, "SSLCertVerificationError");
-  lua_setfield(L, -2, "ssl");
+  lua_setfield(L, core, "ssl");
 }

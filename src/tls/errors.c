@@ -117,8 +117,8 @@ void al_tls_push_error(lua_State *L, al_TlsSession *s) {
   push_ssl_error(L, "SSLError", e, code, e ? NULL : "TLS protocol failure");
 }
 
-/* Adds class `name` (a subclass of `parent`) to aloop's error classes and to the module on top. */
-static void add_class(lua_State *L, const char *name, const char *parent) {
+/* Adds class `name` (a subclass of `parent`) to aloop's error classes and to the core table. */
+static void add_class(lua_State *L, int core, const char *name, const char *parent) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &al_key_errors);
   lua_getfield(L, -1, parent);
   lua_getfield(L, -1, "extend");
@@ -127,11 +127,11 @@ static void add_class(lua_State *L, const char *name, const char *parent) {
   lua_call(L, 2, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, name);
-  lua_setfield(L, -3, name);
+  lua_setfield(L, core, name);
   lua_pop(L, 1);
 }
 
-void al_tls_errors_open(lua_State *L) {
-  add_class(L, "SSLError", "OSError");
-  add_class(L, "SSLCertVerificationError", "SSLError");
+void al_tls_errors_open(lua_State *L, int core) {
+  add_class(L, core, "SSLError", "OSError");
+  add_class(L, core, "SSLCertVerificationError", "SSLError");
 }

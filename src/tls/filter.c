@@ -411,8 +411,7 @@ static int l_tls_wrap(lua_State *L) {
   return 1;
 }
 
-/* STACK: module. */
-void al_tls_filter_open(lua_State *L) {
+void al_tls_filter_open(lua_State *L, int core) {
   lua_pushcfunction(L, l_tls_wrap);
-  lua_setfield(L, -2, "_tls_wrap");
+  lua_setfield(L, core, "_tls_wrap");
 }

@@ -36,7 +36,7 @@ al_SslContext *al_sslcontext_test(lua_State *L, int idx); /* or NULL */
 /* Pushes the context for an ssl= option at idx: the context itself, or for `true` a new default
    context of that side. */
 al_SslContext *al_sslcontext_opt(lua_State *L, int idx, int server);
-void al_tls_open(lua_State *L); /* sets module.ssl and the SSL error classes; module on top */
+void al_tls_open(lua_State *L, int core); /* core.ssl, the SSL error classes, core._tls_wrap */
 
 /*
 ** The per-connection engine. Ciphertext from the peer is fed in; cleartext comes out of
@@ -89,12 +89,12 @@ void al_tls_last_failure(const al_TlsSession *s, int *ssl_error, unsigned long *
 void al_tls_push_error(lua_State *L, al_TlsSession *s);
 void al_tls_push_error_queue(lua_State *L, const char *what); /* from ERR_get_error */
 int al_tls_raise_error_queue(lua_State *L, const char *what);
-void al_tls_errors_open(lua_State *L); /* module table on top */
+void al_tls_errors_open(lua_State *L, int core);
 
 /* info.c: get_extra_info's TLS keys; pushes the value and returns 1, or returns 0 */
 int al_tls_push_info(lua_State *L, al_TlsSession *s, const char *name);
 
 /* filter.c: core._tls_wrap, TLS as a filter of the stream transport */
-void al_tls_filter_open(lua_State *L); /* module on top */
+void al_tls_filter_open(lua_State *L, int core);
 
 #endif

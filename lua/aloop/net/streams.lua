@@ -2,7 +2,12 @@
 -- (src/net/stream_reader.c, fed by any stream: socket, pipe, TLS); these methods consume it and,
 -- when it has not enough, wait on the future the stream completes when more comes.
 -- aio.open_connection, aio.start_server (a task per client).
-return function(aio, core)
+local core = require "aloop.core"
+local tls = require "aloop.net.tls"
+
+-- This file's part of the public table (init.lua picks its public names), indented as a block.
+local aio = {}
+do
   local await = core.await_future
   local running_loop = core._running_loop
   local DEFAULT_LIMIT = 65536
@@ -85,7 +90,7 @@ return function(aio, core)
   -- writer:start_tls(ctx, {server_side=, server_hostname=, ssl_handshake_timeout=}): upgrades
   -- this stream pair to TLS in place (the reader goes on reading cleartext).
   function StreamWriter:start_tls(ctx, opts)
-    require("aloop.net.tls").writer_start_tls(self, ctx, opts)
+    tls.writer_start_tls(self, ctx, opts)
   end
 
   function StreamWriter:wait_closed()
@@ -104,7 +109,7 @@ return function(aio, core)
     return setmetatable({ _buffer = tr:_reader(limit), _limit = limit }, StreamReader),
       setmetatable({ transport = tr }, StreamWriter)
   end
-  aio._streams = streams -- subprocess.lua: a Process's pipes
+  aio.streams = streams -- aloop.io.subprocess: a Process's pipes (not public)
 
   local function stream_protocol(limit, on_made)
     return {
@@ -150,7 +155,6 @@ return function(aio, core)
     end
     return function() return stream_protocol(limit, on_made) end
   end
-  aio._client_factory = client_factory
 
   -- start_server(cb, host, port, opts) -> Server; cb(reader, writer) runs as a task per client.
   function aio.start_server(cb, host, port, opts)
@@ -166,3 +170,5 @@ return function(aio, core)
     return loop:create_unix_server(client_factory(loop, cb, limit), path, opts)
   end
 end
+
+return aio
