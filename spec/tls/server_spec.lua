@@ -185,6 +185,20 @@ describe("TLS server", function()
     assert.same({}, reports)
   end)
 
+  it_fds("drops a client that never says hello after ssl_handshake_timeout", function()
+    local reports = collect_reports()
+    local server, port = echo_server { ssl = T.server_ctx(), ssl_handshake_timeout = 0.2 }
+    local loop = aio.get_running_loop()
+    local t0 = loop:time()
+    local r, w = aio.open_connection("127.0.0.1", port)
+    assert.equal("", r:read(-1)) -- the server closed on us
+    assert.is_true(loop:time() - t0 >= 0.2)
+    w:close()
+    w:wait_closed()
+    close_server(server)
+    assert.same({}, reports)
+  end)
+
   it_fds("survives clients vanishing mid-handshake and mid-stream", function()
     local reports = collect_reports()
     local server, port, errors = echo_server()
