@@ -199,6 +199,30 @@ describe("TLS server", function()
     assert.same({}, reports)
   end)
 
+  it_fds("close() gives up after ssl_shutdown_timeout when the peer reads nothing", function()
+    local loop = aio.get_running_loop()
+    local lost = loop:create_future()
+    local big = T.payload(1024 * 1024)
+    local server = loop:create_server(function()
+      return {
+        connection_made = function(_, tr)
+          for _ = 1, 32 do tr:write(big) end -- more than the kernel holds for a stalled peer
+          tr:close()
+        end,
+        connection_lost = function(_, err) lost:set_result(err) end,
+      }
+    end, "127.0.0.1", 0, { ssl = T.server_ctx(), ssl_shutdown_timeout = 0.2 })
+    local port = server.sockets[1]:getsockname()[2]
+    local tr = loop:create_connection(function() return {} end, "localhost", port,
+      { ssl = T.client_ctx() })
+    tr:pause_reading()
+    local err = aio.await(lost)
+    assert.is_true(aio.iserror(err, aio.ConnectionAbortedError), tostring(err))
+    assert.matches("SSL shutdown timed out", tostring(err))
+    tr:abort()
+    close_server(server)
+  end)
+
   it_fds("survives clients vanishing mid-handshake and mid-stream", function()
     local reports = collect_reports()
     local server, port, errors = echo_server()
