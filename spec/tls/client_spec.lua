@@ -301,6 +301,19 @@ describe("TLS client", function()
     T.stop(proc)
   end)
 
+  it_fds("refuses renegotiation (openssl s_server's R command, TLS 1.2)", function()
+    local proc, port = s_server("server", { "-tls1_2" })
+    local r, w = aio.open_connection("localhost", port, { ssl = T.client_ctx() })
+    w:write("before\n")
+    T.wait_line(proc, "^before")
+    proc.stdin:write("R\n") -- the server asks for a new handshake: we answer no_renegotiation
+    T.wait_line(proc, "no renegotiation")
+    pcall(r.read, r, -1) -- the server gave up on the connection
+    w:close()
+    w:wait_closed()
+    T.stop(proc)
+  end)
+
   it_fds("a silent peer: the handshake times out with ConnectionAbortedError", function()
     local loop = aio.get_running_loop()
     local server = loop:create_server(function() return {} end, "127.0.0.1", 0)
