@@ -177,4 +177,15 @@ require("aloop.net")(aio, core)
 require("aloop.streams")(aio, core)
 require("aloop.subprocess")(aio, core)
 
+-- aio.http and aio.json are loaded on first use (require "aloop.http" / "aloop.json").
+local lazy = { http = "aloop.http", json = "aloop.json" }
+setmetatable(aio, { __index = function(t, k)
+  local name = lazy[k]
+  if name then
+    local m = require(name)
+    rawset(t, k, m)
+    return m
+  end
+end })
+
 return aio

@@ -1,0 +1,92 @@
+-- The server's Request: the head table the C parser built (method, target, path, query_string,
+-- version, headers, keep_alive, and _body when the whole body came with the head) with these
+-- methods. The body is read on demand from the connection (req:chunks() streams it); query,
+-- remote and params are looked up lazily.
+local json = require "aloop.json"
+local url = require "aloop.http.url"
+local errors = require "aloop.http.errors"
+
+local Request = { __name = "aloop.http.Request" }
+
+local methods = {}
+
+local lazy = {
+  query = function(req) return url.parse_query(rawget(req, "query_string")) end,
+  remote = function(req)
+    local conn = rawget(req, "_conn")
+    return conn and conn.tr:get_extra_info("peername")
+  end,
+}
+
+Request.__index = function(req, k)
+  local m = methods[k]
+  if m ~= nil then return m end
+  local f = lazy[k]
+  if f then
+    local v = f(req)
+    rawset(req, k, v)
+    return v
+  end
+end
+
+-- The next piece of the body, or nil at its end.
+local function next_piece(req)
+  if rawget(req, "_complete") then
+    if req._taken then return nil end
+    req._taken = true
+    local b = req._body
+    if b ~= "" then return b end
+    return nil
+  end
+  if req._body_done then return nil end
+  local ev = req._conn:next_body(req)
+  if ev == true then
+    req._body_done = true
+    return nil
+  end
+  return ev
+end
+
+-- for chunk in req:chunks() do ... end: the body as it arrives (memory stays bounded)
+function methods:chunks()
+  return next_piece, self
+end
+
+-- req:body() -> the whole body (read once, then kept)
+function methods:body()
+  local content = rawget(self, "_content")
+  if content then return content end
+  if rawget(self, "_complete") then
+    content = self._body
+  else
+    local parts = {}
+    for piece in next_piece, self do parts[#parts + 1] = piece end
+    content = table.concat(parts)
+  end
+  self._content = content
+  return content
+end
+methods.text = methods.body
+
+-- req:json() -> the decoded body; malformed JSON answers 400
+function methods:json()
+  local ok, v = pcall(json.decode, self:body())
+  if not ok then error(errors.HTTPError(400, "malformed JSON body"), 2) end
+  return v
+end
+
+-- req:form() -> the fields of an application/x-www-form-urlencoded body
+function methods:form()
+  return url.parse_query(self:body())
+end
+
+-- req:respond{status=, headers=} -> a streaming Writer (chunked unless content-length is given)
+function methods:respond(t)
+  return self._conn:stream(self, t or {})
+end
+
+function Request.__tostring(req)
+  return ("<aloop.http.Request %s %s>"):format(req.method, req.target)
+end
+
+return Request
