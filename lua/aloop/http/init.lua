@@ -1,7 +1,9 @@
 -- aloop.http (API.md §13; also aio.http): an HTTP/1.1 client (Session with a connection pool;
 -- http.get/post/request on a default session) and server (http.App, http.serve). Parsing and
 -- head serialisation are C (src/http/); this module puts the parts together.
+local core = require "aloop.core"
 local errors = require "aloop.http.errors"
+local session = require "aloop.http.session"
 local response = require "aloop.http.response"
 local server = require "aloop.http.server"
 local headers = require "aloop.http.headers"
@@ -22,19 +24,23 @@ local http = {
   parse_query = url.parse_query,
 }
 
-local ok_client, session = pcall(require, "aloop.http.session")
-if ok_client then
-  http.Session = session.Session
-  local default
-  local function default_session()
-    if not default or default.closed then default = session.Session {} end
-    return default
+http.Session = session.Session
+
+-- http.get/post/... use one default session per loop (its connections belong to that loop).
+local defaults = setmetatable({}, { __mode = "k" })
+local function default_session()
+  local loop = core._running_loop()
+  local s = loop and defaults[loop]
+  if not s or s.closed then
+    s = session.Session {}
+    if loop then defaults[loop] = s end
   end
-  function http.request(method, u, opts) return default_session():request(method, u, opts) end
-  for _, m in ipairs { "get", "post", "put", "patch", "delete", "head" } do
-    local method = m:upper()
-    http[m] = function(u, opts) return default_session():request(method, u, opts) end
-  end
+  return s
+end
+function http.request(method, u, opts) return default_session():request(method, u, opts) end
+for _, m in ipairs { "get", "post", "put", "patch", "delete", "head", "options" } do
+  local method = m:upper()
+  http[m] = function(u, opts) return default_session():request(method, u, opts) end
 end
 
 return http
