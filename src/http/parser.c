@@ -50,8 +50,37 @@ typedef struct Parser {
 
 static Parser *check_parser(lua_State *L) { return luaL_checkudata(L, 1, PARSER_MT); }
 
+/* Stops the parser with our own error code (-1: an error from every callback, also from
+   on_headers_complete, where 1 and 2 mean "no body" and "upgrade"). */
 static int fail(Parser *p, const char *code) {
   p->err = code;
+  return -1;
+}
+
+/* RFC 9110 tchar: what a header name may hold. The packaged http-parser is built lenient
+   (spaces in names, control bytes in values): checked here, as strict mode would. */
+static int is_tchar(unsigned char c) {
+  if (c >= '0' && c <= '9') return 1;
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return 1;
+  return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int valid_head(const Parser *p) {
+  if (p->hp.type == HTTP_REQUEST)
+    for (size_t i = 0; i < p->line_len; i++) {
+      unsigned char c = (unsigned char)p->buf[i];
+      if (c <= ' ' || c == 127) return 0;
+    }
+  for (int i = 0; i < p->nfields; i++) {
+    const Field *f = &p->fields[i];
+    if (f->name_len == 0) return 0;
+    for (size_t k = 0; k < f->name_len; k++)
+      if (!is_tchar((unsigned char)p->buf[f->name + k])) return 0;
+    for (size_t k = 0; k < f->value_len; k++) {
+      unsigned char c = (unsigned char)p->buf[f->value + k];
+      if ((c < ' ' && c != '\t') || c == 127) return 0;
+    }
+  }
   return 1;
 }
 
@@ -207,6 +236,7 @@ static int on_headers_complete(http_parser *hp) {
   lua_State *L = p->L;
   int chunked = (hp->flags & F_CHUNKED) != 0;
   int has_length = (hp->flags & F_CONTENTLENGTH) != 0;
+  if (!valid_head(p)) return fail(p, "invalid_header");
   if (!chunked && has_length && hp->content_length > p->max_body) return fail(p, "body_too_large");
   if (!lua_checkstack(L, 12)) return fail(p, "out_of_memory");
   p->in_body = 1;
@@ -359,6 +389,7 @@ static int parser_feed(lua_State *L) {
     p->dead_desc = strcmp(p->err, "header_too_large") == 0 ? "header section too large"
                    : strcmp(p->err, "too_many_headers") == 0 ? "too many header fields"
                    : strcmp(p->err, "body_too_large") == 0   ? "body too large"
+                   : strcmp(p->err, "invalid_header") == 0   ? "invalid character in the head"
                                                               : "out of memory";
   } else {
     p->dead_code = http_errno_name(e);
