@@ -8,12 +8,15 @@ local H = require "spec.helper"
 local T = {}
 T.PY = "/usr/bin/python3"
 
+-- within(seconds, fn, ...) -> fn(...) under aio.wait_for
+function T.within(seconds, fn, ...) return aio.wait_for(aio.coro(fn, ...), seconds) end
+
 -- run(cmd [, input]) -> output (stdout and stderr), exit code; without the sanitizer preload
 function T.run(cmd, input)
   local PIPE = aio.subprocess.PIPE
   local p = aio.create_subprocess_shell("exec env -u LD_PRELOAD sh -c " .. H.q(cmd),
     { stdin = input and PIPE or aio.subprocess.DEVNULL, stdout = PIPE, stderr = aio.subprocess.STDOUT })
-  local out = aio.wait_for(p.communicate, 30, p, input)
+  local out = T.within(30, p.communicate, p, input)
   return out, p.returncode
 end
 
@@ -31,11 +34,13 @@ function T.serve(app, opts)
   return srv, "http://127.0.0.1:" .. srv:port()
 end
 
--- raw(port, data [, opts]) -> everything the server sent until it closed (opts.timeout = 10)
+-- raw(port, data [, opts]) -> everything the server sent until it closed (opts.timeout = 10;
+-- opts.eof: half-close after sending)
 function T.raw(port, data, opts)
   local r, w = aio.open_connection("127.0.0.1", port)
   if data and data ~= "" then w:write(data) end
-  local ok, out = pcall(aio.wait_for, r.read, (opts and opts.timeout) or 10, r, -1)
+  if opts and opts.eof then w:write_eof() end
+  local ok, out = pcall(T.within, (opts and opts.timeout) or 10, r.read, r, -1)
   w:close()
   if not ok then error(out, 0) end
   return out

@@ -177,7 +177,9 @@ local function answer(conn, req)
   conn.req, conn.responding, conn.writer, conn.continued, conn.keep = req, false, nil, false, false
   rawset(req, "_conn", conn)
   local ok, res = pcall(srv.handle, req)
-  if conn.timed_out then error(res, 0) end -- the sweep cancelled a body read
+  if not ok and (conn.timed_out or aio.iserror(res, aio.CancelledError)) then
+    error(res, 0) -- a timeout of the sweep, or the shutdown cancelling
+  end
   local w = conn.writer
   if w then -- a streamed response: its head is out, an error can only cut it short
     if not ok then
@@ -200,7 +202,8 @@ end
 local function serve_requests(conn)
   local wire = conn.wire
   while true do
-    local req, code, desc = wire:next()
+    local req = wire:next()
+    local code, desc = wire.code, wire.desc
     if req == nil then
       local status = code_status[code]
       if status == nil and code then status = 400 end
@@ -208,6 +211,17 @@ local function serve_requests(conn)
       return
     end
     if type(req) ~= "table" then return end -- body events no request owns: give up
+    if code and not wire:pending() and not rawget(req, "_complete") then
+      local status = code_status[code] -- its body is already known to be malformed
+      if status == nil then status = 400 end
+      if status then conn:fail(status, desc) end
+      return
+    end
+    local v = req.version
+    if v ~= "1.1" and v ~= "1.0" then
+      conn:fail(505, "HTTP Version Not Supported")
+      return
+    end
     conn.phase, conn.deadline = "busy", nil
     if not answer(conn, req) then return end
     conn.phase, conn.responding = "idle", false
