@@ -158,7 +158,7 @@ asyncio.run(main())
   end)
 
   it_fds("answers malformed requests 4xx (505 for HTTP/9.9) and keeps serving", function()
-    local srv <close> = T.serve(function() return "ok" end)
+    local srv <close> = T.serve(function(req) req:body() return "ok" end)
     local port = srv:port()
     local bad = {
       "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",

@@ -77,10 +77,8 @@ function Conn:next_body(req)
   self.phase = "busy"
   self.deadline = nil
   if ev == nil then
-    local status = code_status[code]
-    if status == nil then status = 400 end
-    if status then error(HTTPError(status, desc), 0) end
-    error(errors.ProtocolError("request body incomplete: " .. tostring(desc)), 0)
+    local status = code_status[code] or 400
+    error(HTTPError(status, desc or "request body incomplete"), 0)
   end
   return ev
 end
