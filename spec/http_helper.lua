@@ -46,6 +46,66 @@ function T.raw(port, data, opts)
   return out
 end
 
+-- spawn(cmd) -> a Process whose first stdout line is its port (aiohttp, http.server scripts)
+function T.spawn_port(cmd)
+  local p = aio.create_subprocess_shell("exec env -u LD_PRELOAD " .. cmd,
+    { stdout = aio.subprocess.PIPE, stdin = aio.subprocess.DEVNULL })
+  local line = T.within(20, p.stdout.readline, p.stdout)
+  local port = tonumber(line:match("(%d+)"))
+  if not port then
+    p:kill()
+    p:wait()
+    error("peer did not start: " .. line, 2)
+  end
+  return p, port
+end
+
+-- stop(p): terminates a peer and waits for it
+function T.stop(p)
+  if p.returncode == nil then p:terminate() end
+  T.within(10, p.wait, p)
+end
+
+-- free_port(): a port the OS picks (bound, read, released) for peers that cannot report theirs
+function T.free_port()
+  local s = aio.socket.socket(aio.socket.AF_INET, aio.socket.SOCK_STREAM)
+  s:bind { "127.0.0.1", 0 }
+  local port = s:getsockname()[2]
+  s:close()
+  return port
+end
+
+-- nginx(dir, server_block) -> Process, port: nginx (one worker, daemon off) on a free port
+function T.nginx(dir, server_block)
+  local port = T.free_port()
+  local conf = dir .. "/nginx.conf"
+  local f = assert(io.open(conf, "w"))
+  f:write(([[
+worker_processes 1;
+daemon off;
+error_log %s/error.log;
+pid %s/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %s;
+  server { listen 127.0.0.1:%d; %s }
+}
+]]):format(dir, dir, dir, port, server_block))
+  f:close()
+  local p = aio.create_subprocess_exec("nginx", "-c", conf, "-p", dir, { stdin = aio.subprocess.DEVNULL })
+  for _ = 1, 200 do -- until it accepts (bounded: 200 tries, 10 ms apart)
+    local ok, r, w = pcall(aio.open_connection, "127.0.0.1", port)
+    if ok then
+      w:close()
+      return p, port
+    end
+    aio.sleep(0.01)
+  end
+  T.stop(p)
+  error("nginx did not start", 2)
+end
+
 -- Statuses of every response in a byte string, in order.
 function T.statuses(data)
   local list = {}

@@ -132,7 +132,7 @@ end
 
 -- One request/response exchange on conn; returns the response once its head is in.
 function Session:_exchange(conn, method, u, hdrs, body, t, deadline)
-  conn.read_timeout, conn.deadline = t.read, deadline
+  conn.read_timeout, conn.deadline, conn.answered = t.read, deadline, false
   local tr, wire = conn.tr, conn.wire
   if method == "HEAD" then wire.parser:skip_body() end
   local body_arg = body
