@@ -85,6 +85,7 @@ static int valid_head(const Parser *p) {
 }
 
 static int append(Parser *p, const char *at, size_t n) {
+  if (n == 0) return 0;
   if (p->len + n > p->max_head) return fail(p, "header_too_large");
   if (p->len + n > p->cap) {
     size_t cap = p->cap ? p->cap : 1024;
