@@ -204,6 +204,36 @@ describe("http client", function()
     server:wait_closed()
   end)
 
+  it_fds("sends string, file, iterator, json and form bodies; reads lines", function()
+    local app = http.App {}
+    app:route("/echo", function(req)
+      return http.json { te = req.headers["transfer-encoding"], len = req.headers["content-length"],
+        type = req.headers["content-type"], body = req:body() }
+    end, { methods = { "POST", "PUT" } })
+    app:get("/lines", function() return "one\ntwo\r\nthree" end)
+    local srv <close>, base = T.serve(app)
+    local s <close> = http.Session { base_url = base, headers = { ["x-session"] = "1" } }
+    local v = s:post("/echo", { body = "plain" }):json()
+    assert.same({ "5", "plain" }, { v.len, v.body })
+    local path = H.tmpfile("from a file")
+    local f = assert(io.open(path, "rb"))
+    v = s:put("/echo", { body = f }):json()
+    f:close()
+    os.remove(path)
+    assert.same({ "11", "from a file" }, { v.len, v.body })
+    local parts = { "it", "er", "ator" }
+    local i = 0
+    v = s:post("/echo", { body = function() i = i + 1 return parts[i] end }):json()
+    assert.same({ "chunked", "iterator" }, { v.te, v.body })
+    v = s:post("/echo", { json = { 1, 2 } }):json()
+    assert.same({ "application/json", "[1,2]" }, { v.type, v.body })
+    v = s:post("/echo", { form = { a = "x y", b = "&" } }):json()
+    assert.same({ "application/x-www-form-urlencoded", "a=x%20y&b=%26" }, { v.type, v.body })
+    local lines = {}
+    for line in s:get("/lines", { params = { q = 1 } }):lines() do lines[#lines + 1] = line end
+    assert.same({ "one", "two", "three" }, lines)
+  end)
+
   it("refuses https:// clearly until aio.ssl exists, and bad URLs", H.async(function()
     local e = select(2, pcall(http.get, "https://127.0.0.1:1/"))
     assert.truthy(tostring(e):find("aio.ssl", 1, true))

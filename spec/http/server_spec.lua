@@ -296,6 +296,48 @@ asyncio.run(main())
     assert.has_error(function() aio.open_connection("127.0.0.1", port) end)
   end)
 
+  it_fds("serves files with http.file (length, type, 404 when missing)", function()
+    local path = H.tmpfile(("abc"):rep(50000))
+    local html = path .. ".html"
+    os.rename(path, html)
+    local app = http.App {}
+    app:get("/f", function() return http.file(html) end)
+    app:get("/missing", function() return http.file(html .. ".nope") end)
+    local srv <close>, base = T.serve(app)
+    local out = T.run("curl -s -i " .. base .. "/f")
+    assert.truthy(out:lower():find("\r\ncontent-length: 150000\r\n", 1, true))
+    assert.truthy(out:lower():find("\r\ncontent-type: text/html; charset=utf-8\r\n", 1, true))
+    assert.equal(150000, #out - out:find("\r\n\r\n", 1, true) - 3)
+    assert.same({ 404 }, T.statuses(T.run("curl -s -i " .. base .. "/missing")))
+    os.remove(html)
+  end)
+
+  it("app:run shuts down gracefully on SIGTERM: the in-flight request is answered", H.async(function()
+    local script = H.tmpfile([[
+local aio = require "aloop"
+local http = require "aloop.http"
+local app = http.App {}
+app:get("/slow", function() aio.sleep(0.3) return "finished" end)
+app:on("shutdown", function() print("shutdown hook") end)
+app:run { port = 0, shutdown_timeout = 5, ready = function(srv) print(srv:port()) io.stdout:flush() end }
+print("run returned")
+]])
+    local p = aio.create_subprocess_exec(H.bin, script, { stdout = aio.subprocess.PIPE })
+    local port = tonumber(T.within(20, p.stdout.readline, p.stdout))
+    local r, w = aio.open_connection("127.0.0.1", port)
+    w:write("GET /slow HTTP/1.1\r\n\r\n")
+    aio.sleep(0.05) -- the request is in its handler by now (it takes 0.3 s)
+    p:send_signal(aio.signal.SIGTERM)
+    local out = T.within(10, r.read, r, -1)
+    w:close()
+    assert.truthy(out:find("Connection: close\r\n", 1, true))
+    assert.truthy(out:find("finished$"))
+    local rest = T.within(10, p.stdout.read, p.stdout, -1)
+    assert.equal(0, T.within(10, p.wait, p))
+    assert.equal("shutdown hook\nrun returned\n", rest)
+    os.remove(script)
+  end))
+
   it_fds("cancels requests still running when the shutdown timeout ends", function()
     local srv = T.serve(function() aio.sleep(30) return "never" end)
     local r, w = aio.open_connection("127.0.0.1", srv:port())
