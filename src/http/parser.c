@@ -20,7 +20,7 @@
 
 #define PARSER_MT "aloop.http.Parser"
 
-enum { UV_HEAD_MT = 1, UV_HEADERS_MT, UV_N };
+enum { UV_HEAD_MT = 1, UV_HEADERS_MT, UV_EVENTS, UV_N };
 
 typedef struct Field {
   size_t name, name_len, value, value_len; /* offsets into the head buffer */
@@ -30,6 +30,7 @@ typedef struct Parser {
   http_parser hp;
   lua_State *L;          /* during feed */
   lua_Integer n;         /* events in the list being built (at stack index 3) */
+  lua_Integer last_n;    /* events the list held after the previous feed */
   lua_Integer head_at;   /* index of the current message's head in the list, 0: earlier chunk */
   char *buf;             /* the current head: start line text, then names and values */
   size_t len, cap;
@@ -48,7 +49,14 @@ typedef struct Parser {
   const char *dead_code, *dead_desc;
 } Parser;
 
-static Parser *check_parser(lua_State *L) { return luaL_checkudata(L, 1, PARSER_MT); }
+/* The methods have the metatable as upvalue 1: a check without a registry lookup. */
+static Parser *check_parser(lua_State *L) {
+  Parser *p = lua_touserdata(L, 1);
+  if (!p || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+    luaL_typeerror(L, 1, PARSER_MT);
+  lua_pop(L, 1);
+  return p;
+}
 
 /* Stops the parser with our own error code (-1: an error from every callback, also from
    on_headers_complete, where 1 and 2 mean "no body" and "upgrade"). */
@@ -365,7 +373,14 @@ static int parser_feed(lua_State *L) {
   size_t len = 0;
   const char *data = lua_isnoneornil(L, 2) ? NULL : luaL_checklstring(L, 2, &len);
   lua_settop(L, 2);
-  lua_createtable(L, 4, 0); /* index 3: the events */
+  /* index 3: the events, in one list reused by every feed (the caller has consumed the
+     previous ones before it feeds again) */
+  lua_getiuservalue(L, 1, UV_EVENTS);
+  for (lua_Integer i = 1; i <= p->last_n; i++) {
+    lua_pushnil(L);
+    lua_rawseti(L, 3, i);
+  }
+  p->last_n = 0;
   if (p->dead_code) {
     lua_pushstring(L, p->dead_code);
     lua_pushstring(L, p->dead_desc);
@@ -377,6 +392,7 @@ static int parser_feed(lua_State *L) {
   p->err = NULL;
   size_t done = http_parser_execute(&p->hp, &settings, data ? data : "", len);
   p->L = NULL;
+  p->last_n = p->n;
   enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
   if (e == HPE_OK && (done == len || p->hp.upgrade)) {
     if (p->hp.upgrade) { /* no protocol switch here: the connection ends after this message */
@@ -452,6 +468,8 @@ static int l_parser(lua_State *L) {
   lua_setiuservalue(L, ud, UV_HEAD_MT);
   lua_getfield(L, 2, "headers_mt");
   lua_setiuservalue(L, ud, UV_HEADERS_MT);
+  lua_createtable(L, 4, 0);
+  lua_setiuservalue(L, ud, UV_EVENTS);
   return 1;
 }
 
@@ -463,9 +481,12 @@ void al_http_parser_open(lua_State *L) {
       {NULL, NULL},
   };
   luaL_newmetatable(L, PARSER_MT);
-  luaL_newlib(L, methods);
+  lua_newtable(L);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, methods, 1);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, parser_gc);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, parser_gc, 1);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_parser);

@@ -118,6 +118,26 @@ static void collect(lua_State *L, Head *h, int idx, int skip_known) {
   }
 }
 
+/* Writes n in decimal (no printf on the hot path); returns the end. */
+static char *put_uint(char *p, unsigned long long n) {
+  char tmp[24];
+  int i = 0;
+  do tmp[i++] = (char)('0' + n % 10);
+  while ((n /= 10) > 0);
+  while (i > 0) *p++ = tmp[--i];
+  return p;
+}
+
+/* "Content-Length: n\r\n" into buf (48 bytes at least); returns its length. */
+static size_t length_line(char *buf, unsigned long long n) {
+  char *p = buf;
+  memcpy(p, "Content-Length: ", 16);
+  p = put_uint(p + 16, n);
+  *p++ = '\r';
+  *p++ = '\n';
+  return (size_t)(p - buf);
+}
+
 static char *put(char *p, const char *s, size_t n) {
   memcpy(p, s, n);
   return p + n;
@@ -182,7 +202,7 @@ static int l_response(lua_State *L) {
   char clen[48] = "";
   size_t cl = 0;
   if (!no_body && !(h.seen & SEEN_LENGTH) && !(mode & MODE_CHUNKED))
-    cl = (size_t)snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", blen);
+    cl = length_line(clen, blen);
   int chunked = (mode & MODE_CHUNKED) && !(h.seen & (SEEN_LENGTH | SEEN_TE)) && !no_body;
   int ctype = !(h.seen & SEEN_TYPE) && (blen > 0 || (mode & MODE_CHUNKED)) && !no_body;
   size_t dlen = 0;
@@ -204,7 +224,11 @@ static int l_response(lua_State *L) {
   luaL_Buffer b;
   char *start = luaL_buffinitsize(L, &b, total);
   char *p = start;
-  p += snprintf(p, 16, "HTTP/1.1 %03d ", (int)status);
+  p = put(p, "HTTP/1.1 ", 9);
+  *p++ = (char)('0' + status / 100);
+  *p++ = (char)('0' + status / 10 % 10);
+  *p++ = (char)('0' + status % 10);
+  *p++ = ' ';
   p = put(p, reason, rlen);
   p = put(p, "\r\n", 2);
   if (!(h.seen & SEEN_SERVER)) p = put(p, server, sizeof server - 1);
@@ -253,15 +277,16 @@ static int l_request(lua_State *L) {
   int bt = lua_type(L, 6);
   if (bt == LUA_TSTRING) {
     body = lua_tolstring(L, 6, &blen);
-    if (!(h.seen & SEEN_LENGTH)) cl = (size_t)snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", blen);
+    if (!(h.seen & SEEN_LENGTH)) cl = length_line(clen, blen);
   } else if (bt == LUA_TNUMBER) {
-    if (!(h.seen & SEEN_LENGTH))
-      cl = (size_t)snprintf(clen, sizeof clen, "Content-Length: %lld\r\n", (long long)luaL_checkinteger(L, 6));
+    lua_Integer n = luaL_checkinteger(L, 6);
+    luaL_argcheck(L, n >= 0, 6, "negative body length");
+    if (!(h.seen & SEEN_LENGTH)) cl = length_line(clen, (unsigned long long)n);
   } else if (bt == LUA_TBOOLEAN && lua_toboolean(L, 6)) {
     chunked = !(h.seen & (SEEN_LENGTH | SEEN_TE));
   } else if (!(h.seen & SEEN_LENGTH) && (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                                          strcmp(method, "PATCH") == 0)) {
-    cl = (size_t)snprintf(clen, sizeof clen, "Content-Length: 0\r\n");
+    cl = length_line(clen, 0);
   }
   static const char ua[] = "User-Agent: aloop\r\n", accept[] = "Accept: */*\r\n",
                     te[] = "Transfer-Encoding: chunked\r\n";
