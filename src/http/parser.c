@@ -4,8 +4,8 @@
 ** list of events, in order:
 **   a head table   a message's start line and headers (method/target/path/query_string or
 **                  status/reason, version, headers with lowercased names, keep_alive, ...);
-**                  when the whole message was in this chunk, head._complete = true and
-**                  head._body holds its body ("" when none), and no event follows for it;
+**                  when the whole message was in this chunk, head._body holds its body
+**                  ("" when none) and no event follows for it;
 **   a string       a piece of the current message's body (chunked framing removed);
 **   true           the end of the current message.
 ** On a malformed message or a limit, feed also returns an error code and a description; the
@@ -22,6 +22,14 @@
 
 enum { UV_HEAD_MT = 1, UV_HEADERS_MT, UV_EVENTS, UV_N };
 
+/* The head's field names, interned once (upvalue 2 of the methods): set with lua_rawset, no
+   string lookup per field. */
+static const char *const KEY_NAMES[] = {"method", "target", "path", "query_string", "upgrade",
+                                        "status", "reason", "version", "keep_alive", "chunked",
+                                        "content_length", "headers", "_body", NULL};
+enum { K_METHOD = 1, K_TARGET, K_PATH, K_QUERY, K_UPGRADE, K_STATUS, K_REASON, K_VERSION,
+       K_KEEP_ALIVE, K_CHUNKED, K_LENGTH, K_HEADERS, K_BODY };
+
 typedef struct Field {
   size_t name, name_len, value, value_len; /* offsets into the head buffer */
 } Field;
@@ -29,6 +37,7 @@ typedef struct Field {
 typedef struct Parser {
   http_parser hp;
   lua_State *L;          /* during feed */
+  int keys;              /* during feed: stack index of the KEY_NAMES strings */
   lua_Integer n;         /* events in the list being built (at stack index 3) */
   lua_Integer last_n;    /* events the list held after the previous feed */
   lua_Integer head_at;   /* index of the current message's head in the list, 0: earlier chunk */
@@ -60,6 +69,14 @@ static Parser *check_parser(lua_State *L) {
 
 /* Stops the parser with our own error code (-1: an error from every callback, also from
    on_headers_complete, where 1 and 2 mean "no body" and "upgrade"). */
+/* head[KEY_NAMES[k]] = the value on top (popped) */
+static void set_key(Parser *p, int head, int k) {
+  lua_State *L = p->L;
+  lua_rawgeti(L, p->keys, k);
+  lua_insert(L, -2);
+  lua_rawset(L, head);
+}
+
 static int fail(Parser *p, const char *code) {
   p->err = code;
   return -1;
@@ -249,42 +266,42 @@ static int on_headers_complete(http_parser *hp) {
   if (!chunked && has_length && hp->content_length > p->max_body) return fail(p, "body_too_large");
   if (!lua_checkstack(L, 12)) return fail(p, "out_of_memory");
   p->in_body = 1;
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 8); /* the fields of a GET and _conn (server.lua) fit */
   int head = lua_gettop(L);
   if (hp->type == HTTP_REQUEST) {
     lua_pushstring(L, http_method_str((enum http_method)hp->method));
-    lua_setfield(L, head, "method");
+    set_key(p, head, K_METHOD);
     const char *url = p->buf;
     size_t n = p->line_len;
     lua_pushlstring(L, url, n);
-    lua_setfield(L, head, "target");
+    set_key(p, head, K_TARGET);
     const char *q = memchr(url, '?', n);
     push_path(L, url, q ? (size_t)(q - url) : n);
-    lua_setfield(L, head, "path");
+    set_key(p, head, K_PATH);
     if (q) {
       lua_pushlstring(L, q + 1, n - (size_t)(q - url) - 1);
-      lua_setfield(L, head, "query_string");
+      set_key(p, head, K_QUERY);
     }
     if (hp->upgrade) {
       lua_pushboolean(L, 1);
-      lua_setfield(L, head, "upgrade");
+      set_key(p, head, K_UPGRADE);
     }
   } else {
     lua_pushinteger(L, hp->status_code);
-    lua_setfield(L, head, "status");
+    set_key(p, head, K_STATUS);
     lua_pushlstring(L, p->buf, p->line_len);
-    lua_setfield(L, head, "reason");
+    set_key(p, head, K_REASON);
   }
   push_version(L, hp);
-  lua_setfield(L, head, "version");
+  set_key(p, head, K_VERSION);
   lua_pushboolean(L, http_should_keep_alive(hp));
-  lua_setfield(L, head, "keep_alive");
+  set_key(p, head, K_KEEP_ALIVE);
   if (chunked) {
     lua_pushboolean(L, 1);
-    lua_setfield(L, head, "chunked");
+    set_key(p, head, K_CHUNKED);
   } else if (has_length) {
     lua_pushinteger(L, (lua_Integer)hp->content_length);
-    lua_setfield(L, head, "content_length");
+    set_key(p, head, K_LENGTH);
   }
   lua_createtable(L, 0, p->nfields);
   int hdrs = lua_gettop(L);
@@ -300,7 +317,7 @@ static int on_headers_complete(http_parser *hp) {
   }
   lua_getiuservalue(L, 1, UV_HEADERS_MT);
   lua_setmetatable(L, -2);
-  lua_setfield(L, head, "headers");
+  set_key(p, head, K_HEADERS);
   lua_getiuservalue(L, 1, UV_HEAD_MT);
   lua_setmetatable(L, head);
   push_event(p);
@@ -342,9 +359,7 @@ static int on_message_complete(http_parser *hp) {
       }
       luaL_pushresult(&b);
     }
-    lua_setfield(L, -2, "_body");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "_complete");
+    set_key(p, lua_absindex(L, -2), K_BODY);
     lua_pop(L, 1);
     p->n = p->head_at;
     p->head_at = 0;
@@ -387,12 +402,15 @@ static int parser_feed(lua_State *L) {
     return 3;
   }
   p->L = L;
+  lua_pushvalue(L, lua_upvalueindex(2));
+  p->keys = lua_gettop(L);
   p->n = 0;
   p->head_at = 0;
   p->err = NULL;
   size_t done = http_parser_execute(&p->hp, &settings, data ? data : "", len);
   p->L = NULL;
   p->last_n = p->n;
+  lua_settop(L, 3);
   enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
   if (e == HPE_OK && (done == len || p->hp.upgrade)) {
     if (p->hp.upgrade) { /* no protocol switch here: the connection ends after this message */
@@ -483,10 +501,16 @@ void al_http_parser_open(lua_State *L) {
   luaL_newmetatable(L, PARSER_MT);
   lua_newtable(L);
   lua_pushvalue(L, -2);
-  luaL_setfuncs(L, methods, 1);
+  lua_createtable(L, (int)(sizeof KEY_NAMES / sizeof *KEY_NAMES), 0);
+  for (int i = 0; KEY_NAMES[i]; i++) {
+    lua_pushstring(L, KEY_NAMES[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  luaL_setfuncs(L, methods, 2);
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, -1);
-  lua_pushcclosure(L, parser_gc, 1);
+  lua_pushnil(L);
+  lua_pushcclosure(L, parser_gc, 2);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_parser);

@@ -13,7 +13,7 @@ function ClientResponse.new(head, conn, session, u)
   local r = setmetatable({ status = head.status, reason = head.reason, version = head.version,
     headers = head.headers, url = u, history = {}, _head = head, _conn = conn,
     _session = session }, ClientResponse)
-  if head._complete then r:_finish() end
+  if head._body ~= nil then r:_finish() end
   return r
 end
 
@@ -32,7 +32,7 @@ end
 -- The next piece of the body, or nil at its end.
 local function next_piece(self)
   local head = self._head
-  if head._complete then
+  if head._body ~= nil then
     if self._taken then return nil end
     self._taken = true
     local b = head._body

@@ -31,7 +31,7 @@ end
 
 -- The next piece of the body, or nil at its end.
 local function next_piece(req)
-  if rawget(req, "_complete") then
+  if req._body ~= nil then
     if req._taken then return nil end
     req._taken = true
     local b = req._body
@@ -56,7 +56,7 @@ end
 function methods:body()
   local content = rawget(self, "_content")
   if content then return content end
-  if rawget(self, "_complete") then
+  if self._body ~= nil then
     content = self._body
   else
     local parts = {}

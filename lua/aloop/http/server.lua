@@ -164,7 +164,7 @@ end
 
 -- Reads and drops the rest of a body the handler left unread. False when that is not worth it.
 local function discard_body(conn, req)
-  if rawget(req, "_complete") or req._body_done then return true end
+  if req._body ~= nil or req._body_done then return true end
   if conn.continued == false and req.headers.expect then return false end -- never asked for it
   local ok = pcall(function() for _ in req:chunks() do end end)
   return ok
@@ -174,7 +174,7 @@ end
 local function answer(conn, req)
   local srv = conn.srv
   conn.req, conn.responding, conn.writer, conn.continued, conn.keep = req, false, nil, false, false
-  rawset(req, "_conn", conn)
+  req._conn = conn
   local ok, res = pcall(srv.handle, req)
   if not ok and (conn.timed_out or aio.iserror(res, aio.CancelledError)) then
     error(res, 0) -- a timeout of the sweep, or the shutdown cancelling
@@ -192,7 +192,7 @@ local function answer(conn, req)
     local mode, extra = mode_of(conn, req)
     conn.wire:send(serialize(200, nil, res, mode, extra))
     conn.responding = true
-    return conn.keep and (rawget(req, "_complete") or discard_body(conn, req))
+    return conn.keep and (req._body ~= nil or discard_body(conn, req))
   end
   if not ok then res = error_result(conn, req, res) end
   ok, res = pcall(send_result, conn, req, res)
@@ -216,7 +216,7 @@ local function serve_requests(conn)
       return
     end
     if type(req) ~= "table" then return end -- body events no request owns: give up
-    if code and not wire:pending() and not rawget(req, "_complete") then
+    if code and not wire:pending() and not req._body ~= nil then
       local status = code_status[code] -- its body is already known to be malformed
       if status == nil then status = 400 end
       if status then conn:fail(status, desc) end
