@@ -3,7 +3,8 @@
 ** p:feed(data) parses a whole buffered chunk (several pipelined messages at once) and returns a
 ** list of events, in order:
 **   a head table   a message's start line and headers (method/target/path/query_string or
-**                  status/reason, version, headers with lowercased names, keep_alive, ...);
+**                  status/reason, version, headers with lowercased names, keep_alive, ...;
+**                  with raw_headers, _raw instead of headers: _http.headers(_raw) builds them);
 **                  when the whole message was in this chunk, head._body holds its body
 **                  ("" when none) and no event follows for it;
 **   a string       a piece of the current message's body (chunked framing removed);
@@ -26,9 +27,9 @@ enum { UV_HEAD_MT = 1, UV_HEADERS_MT, UV_EVENTS, UV_N };
    string lookup per field. */
 static const char *const KEY_NAMES[] = {"method", "target", "path", "query_string", "upgrade",
                                         "status", "reason", "version", "keep_alive", "chunked",
-                                        "content_length", "headers", "_body", NULL};
+                                        "content_length", "headers", "_body", "_raw", NULL};
 enum { K_METHOD = 1, K_TARGET, K_PATH, K_QUERY, K_UPGRADE, K_STATUS, K_REASON, K_VERSION,
-       K_KEEP_ALIVE, K_CHUNKED, K_LENGTH, K_HEADERS, K_BODY };
+       K_KEEP_ALIVE, K_CHUNKED, K_LENGTH, K_HEADERS, K_BODY, K_RAW };
 
 typedef struct Field {
   size_t name, name_len, value, value_len; /* offsets into the head buffer */
@@ -54,6 +55,7 @@ typedef struct Parser {
   int max_headers;
   uint64_t max_body, body_len;
   int skip_body;         /* the next response answers a HEAD request */
+  int raw_headers;       /* heads carry _raw (headers built on demand), not headers */
   const char *err;       /* our own error code when a callback stopped the parser */
   const char *dead_code, *dead_desc;
 } Parser;
@@ -303,21 +305,42 @@ static int on_headers_complete(http_parser *hp) {
     lua_pushinteger(L, (lua_Integer)hp->content_length);
     set_key(p, head, K_LENGTH);
   }
-  lua_createtable(L, 0, p->nfields);
-  int hdrs = lua_gettop(L);
-  for (int i = 0; i < p->nfields; i++) {
+  size_t raw_len = 0;
+  for (int i = 0; i < p->nfields; i++) { /* names lowercased, values trimmed, in place */
     Field *f = &p->fields[i];
     char *name = p->buf + f->name;
     for (size_t k = 0; k < f->name_len; k++)
       if (name[k] >= 'A' && name[k] <= 'Z') name[k] |= 0x20;
     const char *val = p->buf + f->value;
-    size_t vlen = f->value_len;
-    while (vlen > 0 && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t')) vlen--;
-    set_header(L, hdrs, name, f->name_len, val, vlen);
+    while (f->value_len > 0 && (val[f->value_len - 1] == ' ' || val[f->value_len - 1] == '\t'))
+      f->value_len--;
+    raw_len += f->name_len + f->value_len + 2;
   }
-  lua_getiuservalue(L, 1, UV_HEADERS_MT);
-  lua_setmetatable(L, -2);
-  set_key(p, head, K_HEADERS);
+  if (p->raw_headers) { /* "name\0value\0..." for _http.headers(), when someone asks */
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, raw_len);
+    for (int i = 0; i < p->nfields; i++) {
+      const Field *f = &p->fields[i];
+      memcpy(out, p->buf + f->name, f->name_len);
+      out += f->name_len;
+      *out++ = 0;
+      memcpy(out, p->buf + f->value, f->value_len);
+      out += f->value_len;
+      *out++ = 0;
+    }
+    luaL_pushresultsize(&b, raw_len);
+    set_key(p, head, K_RAW);
+  } else {
+    lua_createtable(L, 0, p->nfields);
+    int hdrs = lua_gettop(L);
+    for (int i = 0; i < p->nfields; i++) {
+      const Field *f = &p->fields[i];
+      set_header(L, hdrs, p->buf + f->name, f->name_len, p->buf + f->value, f->value_len);
+    }
+    lua_getiuservalue(L, 1, UV_HEADERS_MT);
+    lua_setmetatable(L, -2);
+    set_key(p, head, K_HEADERS);
+  }
   lua_getiuservalue(L, 1, UV_HEAD_MT);
   lua_setmetatable(L, head);
   push_event(p);
@@ -435,6 +458,28 @@ static int parser_feed(lua_State *L) {
   return 3;
 }
 
+/* _http.headers(raw, mt): the headers table of a head's _raw (raw_headers parsers) */
+static int l_headers(lua_State *L) {
+  size_t len;
+  const char *raw = luaL_checklstring(L, 1, &len);
+  lua_settop(L, 2);
+  lua_createtable(L, 0, 8);
+  int hdrs = lua_gettop(L);
+  const char *end = raw + len;
+  while (raw < end) {
+    const char *name = raw;
+    size_t nlen = strlen(name);
+    const char *val = name + nlen + 1;
+    if (val >= end) break;
+    size_t vlen = strlen(val);
+    set_header(L, hdrs, name, nlen, val, vlen);
+    raw = val + vlen + 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_setmetatable(L, hdrs);
+  return 1;
+}
+
 /* p:skip_body(): the next response answers a HEAD request (no body whatever its headers say). */
 static int parser_skip_body(lua_State *L) {
   check_parser(L)->skip_body = 1;
@@ -482,6 +527,9 @@ static int l_parser(lua_State *L) {
   p->max_head = (size_t)opt_limit(L, "max_header_size", 8192);
   p->max_headers = (int)opt_limit(L, "max_headers", 100);
   p->max_body = (uint64_t)opt_limit(L, "max_body", LUA_MAXINTEGER);
+  lua_getfield(L, 2, "raw_headers");
+  p->raw_headers = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   lua_getfield(L, 2, "head_mt");
   lua_setiuservalue(L, ud, UV_HEAD_MT);
   lua_getfield(L, 2, "headers_mt");
@@ -515,4 +563,6 @@ void al_http_parser_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_parser);
   lua_setfield(L, -2, "parser");
+  lua_pushcfunction(L, l_headers);
+  lua_setfield(L, -2, "headers");
 }

@@ -1,7 +1,7 @@
 -- The server's Request: the head table the C parser built (method, target, path, query_string,
--- version, headers, keep_alive, and _body when the whole body came with the head) with these
--- methods. The body is read on demand from the connection (req:chunks() streams it); query,
--- remote and params are looked up lazily.
+-- version, keep_alive, the raw headers, and _body when the whole body came with the head) with
+-- these methods. The body is read on demand from the connection (req:chunks() streams it);
+-- headers, query and remote are built on first use.
 local json = require "aloop.json"
 local url = require "aloop.http.url"
 local errors = require "aloop.http.errors"
@@ -10,7 +10,14 @@ local Request = { __name = "aloop.http.Request" }
 
 local methods = {}
 
+local core = require "aloop.core"
+local headers = require "aloop.http.headers"
+
+local build_headers = core._http.headers
+local headers_mt = headers.mt
+
 local lazy = {
+  headers = function(req) return build_headers(rawget(req, "_raw") or "", headers_mt) end,
   query = function(req) return url.parse_query(rawget(req, "query_string")) end,
   remote = function(req)
     local conn = rawget(req, "_conn")

@@ -9,7 +9,6 @@ local core = require "aloop.core"
 local Wire = require "aloop.http.wire"
 local Writer = require "aloop.http.writer"
 local Request = require "aloop.http.request"
-local headers = require "aloop.http.headers"
 local response = require "aloop.http.response"
 local errors = require "aloop.http.errors"
 
@@ -318,7 +317,7 @@ function server.serve(app, host, port, opts)
     max_header_size = setting(settings, "max_header_size", 8192),
     max_headers = setting(settings, "max_headers", 100),
     max_body = setting(settings, "client_max_size", 1 << 20),
-    head_mt = Request, headers_mt = headers.mt,
+    head_mt = Request, raw_headers = true,
   }
   local shortest = math.min(srv.keepalive_timeout, srv.header_timeout, srv.body_timeout)
   srv.tick = math.max(0.01, math.min(1, shortest / 4))
