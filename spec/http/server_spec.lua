@@ -205,7 +205,11 @@ asyncio.run(main())
       "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n80\r\n" .. ("a"):rep(128) .. "\r\n0\r\n\r\n")))
     local conns = {}
     for i = 1, 2 do conns[i] = { aio.open_connection("127.0.0.1", port) } end
-    aio.sleep(0.02) -- both accepted: they count
+    for _ = 1, 500 do -- until both are accepted (bounded: 5 s)
+      if srv.nconns == 2 then break end
+      aio.sleep(0.01)
+    end
+    assert.equal(2, srv.nconns)
     assert.same({ 503 }, T.statuses(T.raw(port, "GET / HTTP/1.1\r\n\r\n")))
     for _, c in ipairs(conns) do c[2]:close() end
   end)
@@ -317,7 +321,7 @@ asyncio.run(main())
 local aio = require "aloop"
 local http = require "aloop.http"
 local app = http.App {}
-app:get("/slow", function() aio.sleep(0.3) return "finished" end)
+app:get("/slow", function() print("started") io.stdout:flush() aio.sleep(0.3) return "finished" end)
 app:on("shutdown", function() print("shutdown hook") end)
 app:run { port = 0, shutdown_timeout = 5, ready = function(srv) print(srv:port()) io.stdout:flush() end }
 print("run returned")
@@ -326,7 +330,7 @@ print("run returned")
     local port = tonumber(T.within(20, p.stdout.readline, p.stdout))
     local r, w = aio.open_connection("127.0.0.1", port)
     w:write("GET /slow HTTP/1.1\r\n\r\n")
-    aio.sleep(0.05) -- the request is in its handler by now (it takes 0.3 s)
+    assert.equal("started\n", T.within(10, p.stdout.readline, p.stdout)) -- in its handler now
     p:send_signal(aio.signal.SIGTERM)
     local out = T.within(10, r.read, r, -1)
     w:close()
