@@ -19,6 +19,7 @@ local headers_mt = headers.mt
 local lazy = {
   headers = function(req) return build_headers(rawget(req, "_raw") or "", headers_mt) end,
   query = function(req) return url.parse_query(rawget(req, "query_string")) end,
+  params = function() return {} end, -- a static route's (the router sets a dynamic route's)
   remote = function(req)
     local conn = rawget(req, "_conn")
     return conn and conn.tr:get_extra_info("peername")
