@@ -178,12 +178,13 @@ static int l_date(lua_State *L) {
   return 1;
 }
 
-enum { MODE_CLOSE = 1, MODE_KEEPALIVE = 2, MODE_CHUNKED = 4, MODE_HEAD = 8 };
+enum { MODE_CLOSE = 1, MODE_KEEPALIVE = 2, MODE_CHUNKED = 4, MODE_HEAD = 8, MODE_UNFRAMED = 16 };
 
 /*
 ** _http.response(status, headers|nil, body|nil, mode, extra|nil) -> data [, body]
 ** mode: 1 Connection: close, 2 Connection: keep-alive, 4 chunked (the body follows in chunks),
-** 8 a HEAD answer (Content-Length of body, no body). extra: ready-made lines (Keep-Alive: ...).
+** 8 a HEAD answer (Content-Length of body, no body), 16 the body follows and ends with the
+** connection (an HTTP/1.0 client: no chunked). extra: ready-made lines (Keep-Alive: ...).
 ** A body over 64 KiB comes back as a second value, to be written after the head.
 */
 static int l_response(lua_State *L) {
@@ -201,10 +202,11 @@ static int l_response(lua_State *L) {
   int no_body = status < 200 || status == 204 || status == 304;
   char clen[48] = "";
   size_t cl = 0;
-  if (!no_body && !(h.seen & SEEN_LENGTH) && !(mode & MODE_CHUNKED))
+  if (!no_body && !(h.seen & SEEN_LENGTH) && !(mode & (MODE_CHUNKED | MODE_UNFRAMED)))
     cl = length_line(clen, blen);
   int chunked = (mode & MODE_CHUNKED) && !(h.seen & (SEEN_LENGTH | SEEN_TE)) && !no_body;
-  int ctype = !(h.seen & SEEN_TYPE) && (blen > 0 || (mode & MODE_CHUNKED)) && !no_body;
+  int ctype = !(h.seen & SEEN_TYPE) && (blen > 0 || (mode & (MODE_CHUNKED | MODE_UNFRAMED))) &&
+              !no_body;
   size_t dlen = 0;
   const char *date = (h.seen & SEEN_DATE) ? "" : date_line(&dlen);
   static const char server[] = "Server: aloop\r\n", type[] = "Content-Type: text/plain; charset=utf-8\r\n",

@@ -22,7 +22,7 @@ local server = {}
 local Server = { __name = "aloop.http.Server" }
 Server.__index = Server
 
-local MODE_CLOSE, MODE_KEEPALIVE, MODE_CHUNKED, MODE_HEAD = 1, 2, 4, 8
+local MODE_CLOSE, MODE_KEEPALIVE, MODE_CHUNKED, MODE_HEAD, MODE_UNFRAMED = 1, 2, 4, 8, 16
 local STREAM_LIMIT = 65536
 
 -- The error a parser code answers with.
@@ -103,7 +103,13 @@ function Conn:stream(req, t)
   length = length and math.tointeger(tonumber(length))
   local status = t.status or 200
   local chunked = not length and status >= 200 and status ~= 204 and status ~= 304
-  if chunked then mode = mode | MODE_CHUNKED end
+  if chunked and req.version == "1.0" then -- no chunked for HTTP/1.0: the close ends the body
+    chunked, self.keep = false, false
+    mode = (mode & MODE_HEAD) | MODE_CLOSE | MODE_UNFRAMED
+    extra = nil
+  elseif chunked then
+    mode = mode | MODE_CHUNKED
+  end
   self.wire:flush()
   self.tr:write(serialize(status, hdrs, nil, mode, extra))
   local w = Writer.new(self.tr, chunked and (mode & MODE_HEAD) == 0, length, (mode & MODE_HEAD) ~= 0)
