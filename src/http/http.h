@@ -8,8 +8,9 @@
 
 #include "core/internal.h"
 
-/* Adds core._http = {parser=, response=, request=, date=} to the module table on top. */
-void al_http_open(lua_State *L);
+/* Adds core._http = {parser=, headers=, response=, request=, chunk=, date=} to the core table
+   (at index core; module.c's list of parts calls it). */
+void al_http_open(lua_State *L, int core);
 
 /* The parts al_http_open opens (each adds its functions to the table on top). */
 void al_http_parser_open(lua_State *L);

@@ -357,9 +357,9 @@ void al_http_serialize_open(lua_State *L) {
   lua_setfield(L, -2, "date");
 }
 
-void al_http_open(lua_State *L) {
+void al_http_open(lua_State *L, int core) {
   lua_createtable(L, 0, 6);
   al_http_parser_open(L);
   al_http_serialize_open(L);
-  lua_setfield(L, -2, "_http");
+  lua_setfield(L, core, "_http");
 }

@@ -17,28 +17,13 @@ enum { T_NIL = 'n', T_TRUE = 'T', T_FALSE = 'F', T_INT = 'i', T_FLT = 'd', T_STR
 
 #define MAX_DEPTH 200
 
-void al_buf_free(al_Buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->n = b->cap = 0;
-}
-
 static int buf_gc(lua_State *L) {
   al_buf_free(lua_touserdata(L, 1));
   return 0;
 }
 
 static void buf_add(lua_State *L, al_Buf *b, const void *p, size_t n) {
-  if (b->n + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + n) cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q) luaL_error(L, "aloop: out of memory while marshalling");
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, p, n);
-  b->n += n;
+  if (!al_buf_append(b, p, n)) luaL_error(L, "aloop: out of memory while marshalling");
 }
 
 static void buf_byte(lua_State *L, al_Buf *b, char c) { buf_add(L, b, &c, 1); }
@@ -135,12 +120,12 @@ static void enc_function(Enc *e, int idx) {
     }
   }
   buf_byte(L, e->b, T_FUNC);
-  size_t at = e->b->n;
+  size_t at = e->b->len;
   buf_size(L, e->b, 0);
   lua_pushvalue(L, idx);
   lua_dump(L, dump_writer, e->b, 0);
   lua_pop(L, 1);
-  size_t len = e->b->n - at - sizeof(size_t);
+  size_t len = e->b->len - at - sizeof(size_t);
   memcpy(e->b->p + at, &len, sizeof len);
 }
 
@@ -216,6 +201,8 @@ al_Buf *al_marshal(lua_State *L, int first, int n, int fn_first, const char *wha
 typedef struct Dec {
   lua_State *L;
   const char *p, *end;
+  int depth;     /* tables open around the value being decoded (bounded like the encoder's) */
+  int allow_fn;  /* bytecode is loaded only from bytes this process encoded for a job */
 } Dec;
 
 static void dec_need(Dec *d, size_t n) {
@@ -247,8 +234,10 @@ static int dec_value(Dec *d) {
       lua_pushnumber(L, x);
       break;
     }
-    case T_STR:
-    case T_FUNC: {
+    case T_FUNC:
+      if (!d->allow_fn) luaL_error(L, "aloop: malformed marshalled data (a function)");
+      /* fall through */
+    case T_STR: {
       size_t n;
       dec_need(d, sizeof n);
       memcpy(&n, d->p, sizeof n);
@@ -263,6 +252,7 @@ static int dec_value(Dec *d) {
       break;
     }
     case T_TABLE:
+      if (++d->depth > MAX_DEPTH) luaL_error(L, "aloop: marshalled data nested too deeply");
       lua_newtable(L);
       for (;;) {
         dec_need(d, 1);
@@ -271,17 +261,20 @@ static int dec_value(Dec *d) {
           break;
         }
         dec_value(d);
+        if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
+          luaL_error(L, "aloop: malformed marshalled data (a nil or NaN table key)");
         dec_value(d);
         lua_rawset(L, -3);
       }
+      d->depth--;
       break;
     default: luaL_error(L, "aloop: malformed marshalled data");
   }
   return 1;
 }
 
-int al_unmarshal(lua_State *L, const char *p, size_t len) {
-  Dec d = {L, p, p + len};
+static int unmarshal(lua_State *L, const char *p, size_t len, int allow_fn) {
+  Dec d = {L, p, p + len, 0, allow_fn};
   int n = 0;
   while (d.p < d.end) {
     dec_value(&d);
@@ -289,6 +282,11 @@ int al_unmarshal(lua_State *L, const char *p, size_t len) {
   }
   return n;
 }
+
+int al_unmarshal(lua_State *L, const char *p, size_t len) { return unmarshal(L, p, len, 1); }
+
+/* Data from outside (aio.thread.decode): values only, never bytecode to load. */
+int al_unmarshal_data(lua_State *L, const char *p, size_t len) { return unmarshal(L, p, len, 0); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Worker states and jobs */
@@ -346,7 +344,7 @@ void al_error_bytes(al_Buf *out, const char *msg) {
   memcpy(q, &n, sizeof n), q += sizeof n;
   memcpy(q, msg, n), q += n;
   *q++ = T_NIL;
-  out->n = out->cap = (size_t)(q - out->p);
+  out->len = out->cap = (size_t)(q - out->p);
 }
 
 /* The message handler of a job: {err, traceback} (the traceback is of the worker's stack). */
@@ -486,13 +484,13 @@ void al_push_job_error(lua_State *L, const char *p, size_t len) {
 
 static int l_encode(lua_State *L) {
   al_Buf *b = al_marshal(L, 1, lua_gettop(L), 0, "aloop.thread.encode");
-  lua_pushlstring(L, b->p ? b->p : "", b->n);
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
   return 1;
 }
 
 static int l_encode_call(lua_State *L) {
   al_Buf *b = al_marshal(L, 1, lua_gettop(L), 1, "aloop.thread.encode_call");
-  lua_pushlstring(L, b->p ? b->p : "", b->n);
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
   return 1;
 }
 
@@ -500,14 +498,14 @@ static int l_decode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   lua_settop(L, 1);
-  return al_unmarshal(L, s, n);
+  return al_unmarshal_data(L, s, n);
 }
 
-void al_marshal_open(lua_State *L) {
+void al_marshal_open(lua_State *L, int core) {
   lua_pushcfunction(L, l_encode);
-  lua_setfield(L, -2, "_encode");
+  lua_setfield(L, core, "_encode");
   lua_pushcfunction(L, l_encode_call);
-  lua_setfield(L, -2, "_encode_call");
+  lua_setfield(L, core, "_encode_call");
   lua_pushcfunction(L, l_decode);
-  lua_setfield(L, -2, "_decode");
+  lua_setfield(L, core, "_decode");
 }

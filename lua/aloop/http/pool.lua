@@ -5,7 +5,8 @@
 -- reuse.
 local core = require "aloop.core"
 
-local await = core.await_future
+local at_eof, buffered, exception = core._reader_methods.at_eof, core._reader_methods.buffered,
+  core._reader_methods.exception
 
 local Pool = {}
 Pool.__index = Pool
@@ -18,9 +19,9 @@ function Pool.new(opts)
 end
 
 local function usable(conn, now, keepalive)
-  local tr = conn.tr
-  return not tr:is_closing() and not tr:_at_eof() and tr:_buffered() == 0 and not tr:_exception()
-    and now - conn.idle_since < keepalive
+  local buf = conn.wire.buf
+  return not conn.tr:is_closing() and not at_eof(buf) and buffered(buf) == 0
+    and not exception(buf) and now - conn.idle_since < keepalive
 end
 
 function Pool:forget(conn)

@@ -23,7 +23,6 @@ local Server = { __name = "aloop.http.Server" }
 Server.__index = Server
 
 local MODE_CLOSE, MODE_KEEPALIVE, MODE_CHUNKED, MODE_HEAD, MODE_UNFRAMED = 1, 2, 4, 8, 16
-local STREAM_LIMIT = 65536
 
 -- The error a parser code answers with.
 local code_status = {
@@ -262,7 +261,6 @@ local function run_conn(conn)
 end
 
 local function new_conn(srv, tr)
-  tr:_set_stream(STREAM_LIMIT)
   if srv.max_connections and srv.nconns >= srv.max_connections then
     tr:write(serialize(503, nil, "Service Unavailable", MODE_CLOSE))
     tr:close()

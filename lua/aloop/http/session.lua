@@ -84,7 +84,7 @@ local function read_wait(wire, f)
 end
 
 local function stream_protocol()
-  return { connection_made = function(_, tr) tr:_set_stream(65536) end }
+  return { connection_made = function(_, tr) tr:_reader(65536) end } -- a stream from the start
 end
 
 -- A connection to u from the pool, or a new one.

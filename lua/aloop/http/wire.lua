@@ -5,16 +5,20 @@
 local core = require "aloop.core"
 
 local await = core.await_future
+local buf_read, buf_wait = core._reader_methods.read, core._reader_methods.wait
 local READ_ALL = 1 << 30
+local READ_LIMIT = 65536 -- what the C buffer holds before the transport stops reading
+                         -- (session.lua's connection_made asks for the same)
 
 local Wire = {}
 Wire.__index = Wire
 
--- Wire.new(tr, parser, wait): wait(wire, future) awaits the transport's read future (the client
--- puts its read timeout there; the server's timeouts are a sweep over its connections).
+-- Wire.new(tr, parser, wait): tr becomes a stream (its C read buffer, tr:_reader); wait(wire,
+-- future) awaits the buffer's read future (the client puts its read timeout there; the
+-- server's timeouts are a sweep over its connections).
 function Wire.new(tr, parser, wait)
-  return setmetatable({ tr = tr, parser = parser, wait = wait, ev = {}, ei = 1, en = 0,
-    out = nil }, Wire)
+  return setmetatable({ tr = tr, buf = tr:_reader(READ_LIMIT), parser = parser, wait = wait,
+    ev = {}, ei = 1, en = 0, out = nil }, Wire)
 end
 
 -- The events are there without reading?
@@ -51,12 +55,12 @@ function Wire:next()
     return self.ev[i]
   end
   if self.code then return nil, self.code, self.desc end
-  local tr, parser = self.tr, self.parser
+  local buf, parser = self.buf, self.parser
   while true do
-    local data = tr:_read(READ_ALL)
+    local data = buf_read(buf, READ_ALL)
     if data == nil then
       self:flush()
-      local f = tr:_wait_read()
+      local f = buf_wait(buf)
       if f then self.wait(self, f) end
     else
       local ev, code, desc
