@@ -2,8 +2,6 @@
 ** libFuzzer harness of the HTTP parser glue (src/http/parser.c): arbitrary bytes, cut into up to
 ** three feeds, through a request or response parser with small limits, then EOF. Any crash,
 ** leak, out-of-bounds access or undefined behaviour is a finding (scripts/fuzz http_parser N).
-** fuzz-sources: src/http/parser.c
-** fuzz-libs: -lhttp_parser
 */
 #include <stddef.h>
 #include <stdint.h>
