@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "http/http.h"
 #include "net/net.h"
 #include "net/stream_reader.h"
 #include "threads/threads.h"
@@ -49,6 +50,7 @@ static const al_OpenFn parts[] = {
     al_cfuture_open,   /* threads/cfuture.c: core.ConcurrentFuture */
     al_threadpool_open, /* threads/threadpool.c */
     al_remote_open,    /* threads/remote.c: core.RemoteLoop */
+    al_http_open,      /* http/: core._http (parser, head serialisers) */
     NULL,
 };
 
