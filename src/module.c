@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "redis/redis.h"
 
 typedef struct al_LuaSource {
   const char *name; /* module name, e.g. "aloop.init" */
@@ -54,6 +55,7 @@ int luaopen_aloop_core(lua_State *L) {
   al_log_open(L);
   al_debug_open(L);
   al_threads_open(L);
+  al_redis_open(L);
   lua_pushliteral(L, ALOOP_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
