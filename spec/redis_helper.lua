@@ -65,9 +65,11 @@ end
 function Server:kill()
   if not self.pid then return end
   H.sh("kill -9 " .. self.pid)
-  for _ = 1, 200 do
-    local _, code = H.sh("kill -0 " .. self.pid)
-    if code ~= 0 then break end
+  for _ = 1, 200 do -- gone, or a zombie nobody reaped yet (the daemon's parent is init)
+    local f = io.open("/proc/" .. self.pid .. "/stat")
+    local state = f and f:read("l"):match("^%d+ %b() (%a)")
+    if f then f:close() end
+    if not state or state == "Z" then break end
     H.sh("sleep 0.02")
   end
   self.pid = nil

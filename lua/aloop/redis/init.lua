@@ -409,6 +409,9 @@ end
 -- (and its errors raised) now; elsewhere on the first command.
 function redis.connect(url, opts)
   if type(url) == "table" then url, opts = nil, url end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("aloop.redis: connect: options must be a table", 2)
+  end
   local o = parse_url(url or "redis://127.0.0.1:6379/0")
   for k, v in pairs(opts or {}) do o[k] = v end
   check_opts(o)
