@@ -216,6 +216,8 @@ al_Buf *al_marshal(lua_State *L, int first, int n, int fn_first, const char *wha
 typedef struct Dec {
   lua_State *L;
   const char *p, *end;
+  int depth;     /* tables open around the value being decoded (bounded like the encoder's) */
+  int allow_fn;  /* bytecode is loaded only from bytes this process encoded for a job */
 } Dec;
 
 static void dec_need(Dec *d, size_t n) {
@@ -247,8 +249,10 @@ static int dec_value(Dec *d) {
       lua_pushnumber(L, x);
       break;
     }
-    case T_STR:
-    case T_FUNC: {
+    case T_FUNC:
+      if (!d->allow_fn) luaL_error(L, "aloop: malformed marshalled data (a function)");
+      /* fall through */
+    case T_STR: {
       size_t n;
       dec_need(d, sizeof n);
       memcpy(&n, d->p, sizeof n);
@@ -263,6 +267,7 @@ static int dec_value(Dec *d) {
       break;
     }
     case T_TABLE:
+      if (++d->depth > MAX_DEPTH) luaL_error(L, "aloop: marshalled data nested too deeply");
       lua_newtable(L);
       for (;;) {
         dec_need(d, 1);
@@ -271,17 +276,20 @@ static int dec_value(Dec *d) {
           break;
         }
         dec_value(d);
+        if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
+          luaL_error(L, "aloop: malformed marshalled data (a nil or NaN table key)");
         dec_value(d);
         lua_rawset(L, -3);
       }
+      d->depth--;
       break;
     default: luaL_error(L, "aloop: malformed marshalled data");
   }
   return 1;
 }
 
-int al_unmarshal(lua_State *L, const char *p, size_t len) {
-  Dec d = {L, p, p + len};
+static int unmarshal(lua_State *L, const char *p, size_t len, int allow_fn) {
+  Dec d = {L, p, p + len, 0, allow_fn};
   int n = 0;
   while (d.p < d.end) {
     dec_value(&d);
@@ -289,6 +297,11 @@ int al_unmarshal(lua_State *L, const char *p, size_t len) {
   }
   return n;
 }
+
+int al_unmarshal(lua_State *L, const char *p, size_t len) { return unmarshal(L, p, len, 1); }
+
+/* Data from outside (aio.thread.decode): values only, never bytecode to load. */
+int al_unmarshal_data(lua_State *L, const char *p, size_t len) { return unmarshal(L, p, len, 0); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Worker states and jobs */
@@ -500,7 +513,7 @@ static int l_decode(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   lua_settop(L, 1);
-  return al_unmarshal(L, s, n);
+  return al_unmarshal_data(L, s, n);
 }
 
 void al_marshal_open(lua_State *L) {

@@ -27,6 +27,8 @@ void al_buf_free(al_Buf *b);
 al_Buf *al_marshal(lua_State *L, int first, int n, int fn_first, const char *what);
 /* Pushes the values encoded in p[0..len) and returns how many; raises on malformed input. */
 int al_unmarshal(lua_State *L, const char *p, size_t len);
+/* The same for bytes from outside (aio.thread.decode, fuzzers): refuses functions (bytecode). */
+int al_unmarshal_data(lua_State *L, const char *p, size_t len);
 /* A fresh Lua state with the standard libraries, package.path/cpath, and aloop loaded. */
 lua_State *al_newstate(const char *path, const char *cpath);
 /* Copies package.path and package.cpath of L (malloc'd strings, NULL when unset). */
