@@ -177,4 +177,16 @@ require("aloop.net")(aio, core)
 require("aloop.streams")(aio, core)
 require("aloop.subprocess")(aio, core)
 
+-- Modules loaded on first use: aio.redis is require "aloop.redis".
+local lazy = { redis = "aloop.redis" }
+setmetatable(aio, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if not name then return nil end
+    local m = require(name)
+    rawset(t, k, m)
+    return m
+  end,
+})
+
 return aio
