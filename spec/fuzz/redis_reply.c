@@ -17,7 +17,7 @@ static const char setup[] =
     "local core = require 'aloop.core'\n"
     "local redis = require 'aloop.redis'\n"
     "local loop = aio.new_event_loop()\n"
-    "local codec = core.redis.codec(loop, redis.ReplyError, redis.null)\n"
+    "local codec = core._redis.codec(loop, redis.ReplyError, redis.null)\n"
     "return function(data)\n"
     "  local step = (data:byte(1) or 0) % 64 + 1\n"
     "  local futs = {}\n"

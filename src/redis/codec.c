@@ -1,5 +1,5 @@
 /*
-** The codec of one Redis connection (core.redis.codec(loop, ReplyError, null)): the pending
+** The codec of one Redis connection (core._redis.codec(loop, ReplyError, null)): the pending
 ** write buffer (commands encoded by send() until the flush takes them), the FIFO of futures
 ** waiting for replies, and hiredis's reply reader building Lua values directly. feed() parses
 ** a chunk and completes every future whose reply is complete, all in C: no Lua call per reply.
@@ -379,7 +379,7 @@ static int codec_gc(lua_State *L) {
   return 0;
 }
 
-/* core.redis.codec(loop, ReplyError, null) */
+/* core._redis.codec(loop, ReplyError, null) */
 static int l_codec(lua_State *L) {
   al_Loop *loop = al_checkloop(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -432,5 +432,5 @@ void al_redis_open(lua_State *L) {
   lua_newtable(L);
   al_redis_codec_open(L);
   al_redis_batch_open(L);
-  lua_setfield(L, -2, "redis");
+  lua_setfield(L, -2, "_redis"); /* not copied into the public table */
 }

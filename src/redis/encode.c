@@ -1,7 +1,7 @@
 /*
 ** RESP command encoding: a command (name and arguments: strings or numbers) becomes
 ** "*N\r\n$len\r\narg\r\n..." appended to a growable buffer, with no intermediate Lua strings.
-** A Batch (core.redis.batch()) is such a buffer filled by r:pipeline()/r:transaction() and
+** A Batch (core._redis.batch()) is such a buffer filled by r:pipeline()/r:transaction() and
 ** handed to a connection's codec in one piece.
 */
 #include <stdio.h>

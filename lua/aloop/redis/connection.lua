@@ -49,7 +49,7 @@ end
 function M.new(opts, loop, on_push)
   local conn = setmetatable({
     _opts = opts, _loop = loop, _state = "new", _connect_waiters = {},
-    _codec = core.redis.codec(loop, M.ReplyError, M.null),
+    _codec = core._redis.codec(loop, M.ReplyError, M.null),
     _out = on_push and {} or nil, _on_push = on_push,
   }, Connection)
   conn._flush = function()

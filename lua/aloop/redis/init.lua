@@ -274,7 +274,7 @@ end
 -- r:pipeline(fn): fn(p) queues commands; one round trip; the replies in order (field n), or the
 -- first error reply raised (after every reply was read).
 local function pipeline(self, fn, get_conn)
-  local p = setmetatable({ _batch = core.redis.batch() }, Pipeline)
+  local p = setmetatable({ _batch = core._redis.batch() }, Pipeline)
   fn(p)
   if p._batch:count() == 0 then return { n = 0 } end
   local res = run_batch(get_conn(self), p._batch)
@@ -324,7 +324,7 @@ function Client:transaction(fn, opts)
     d._tx = true
     conn:wait(conn:send("WATCH", unpack(watch)))
   end
-  local tx = setmetatable({ _batch = core.redis.batch(), _conn = conn, _immediate = watch ~= nil },
+  local tx = setmetatable({ _batch = core._redis.batch(), _conn = conn, _immediate = watch ~= nil },
     Transaction)
   tx._batch:add("MULTI")
   fn(tx)
