@@ -7,6 +7,9 @@ local H = require "spec.helper"
 
 local R = {}
 
+-- A shell command without the sanitizer runtime the ASan suite preloads (the tools are not ours).
+local function sh(cmd) return H.sh("env -u LD_PRELOAD " .. cmd) end
+
 local function free_port()
   local s = aio.socket.socket("inet")
   s:bind({ "127.0.0.1", 0 })
@@ -18,7 +21,7 @@ end
 -- redis-cli against the server: its output (stdout+stderr) and exit code.
 local function cli(srv, args)
   local auth = srv.password and ("--no-auth-warning -a " .. H.q(srv.password) .. " ") or ""
-  return H.sh(("redis-cli -h 127.0.0.1 -p %d %s%s"):format(srv.port, auth, args))
+  return sh(("redis-cli -h 127.0.0.1 -p %d %s%s"):format(srv.port, auth, args))
 end
 
 local Server = {}
@@ -30,7 +33,7 @@ local function launch(srv)
   local cmd = ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no "
     .. "--enable-debug-command local --daemonize yes --dir %s --pidfile %s/redis.pid "
     .. "--logfile %s/redis.log %s"):format(srv.port, srv.dir, srv.dir, srv.dir, srv.extra)
-  local out, code = H.sh(cmd)
+  local out, code = sh(cmd)
   if code ~= 0 then error("redis-server did not start: " .. out) end
   for _ = 1, 200 do
     local res = cli(srv, "ping")
@@ -40,7 +43,7 @@ local function launch(srv)
       if f then f:close() end
       return true
     end
-    H.sh("sleep 0.02")
+    sh("sleep 0.02")
   end
   return false
 end
@@ -48,7 +51,7 @@ end
 -- R.server{password=, args=}: a started server: srv.port, srv.url, srv:cli(args), srv:stop().
 function R.server(opts)
   opts = opts or {}
-  local dir = H.sh("mktemp -d"):gsub("%s+$", "")
+  local dir = sh("mktemp -d"):gsub("%s+$", "")
   local srv = setmetatable({ dir = dir, password = opts.password, extra = opts.args or "" }, Server)
   if opts.password then srv.extra = srv.extra .. " --requirepass " .. H.q(opts.password) end
   for _ = 1, 5 do
@@ -58,19 +61,19 @@ function R.server(opts)
       return srv
     end
   end
-  error("could not start redis-server; log:\n" .. (H.sh("cat " .. dir .. "/redis.log")))
+  error("could not start redis-server; log:\n" .. (sh("cat " .. dir .. "/redis.log")))
 end
 
 -- Kills the server at once (SIGKILL), as a crash would, and waits until it is gone.
 function Server:kill()
   if not self.pid then return end
-  H.sh("kill -9 " .. self.pid)
+  sh("kill -9 " .. self.pid)
   for _ = 1, 200 do -- gone, or a zombie nobody reaped yet (the daemon's parent is init)
     local f = io.open("/proc/" .. self.pid .. "/stat")
     local state = f and f:read("l"):match("^%d+ %b() (%a)")
     if f then f:close() end
     if not state or state == "Z" then break end
-    H.sh("sleep 0.02")
+    sh("sleep 0.02")
   end
   self.pid = nil
 end
@@ -82,7 +85,7 @@ end
 
 function Server:stop()
   self:kill()
-  H.sh("rm -rf " .. H.q(self.dir))
+  sh("rm -rf " .. H.q(self.dir))
 end
 
 return R
