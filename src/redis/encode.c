@@ -94,9 +94,13 @@ al_RedisBatch *al_redis_checkbatch(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, BATCH_MT);
 }
 
-/* batch:add(name, ...): appends one command; returns the number of commands. */
+/* batch:add(name, ...): appends one command; returns the number of commands. Called once per
+   command of a pipeline: the check compares with the metatable in upvalue 1 (no name lookup). */
 static int batch_add(lua_State *L) {
-  al_RedisBatch *bt = al_redis_checkbatch(L, 1);
+  al_RedisBatch *bt = lua_touserdata(L, 1);
+  int ok = bt && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
+  if (!ok) luaL_typeerror(L, 1, BATCH_MT);
+  lua_pop(L, 1);
   if (lua_type(L, 2) != LUA_TSTRING) luaL_argerror(L, 2, "a command name expected");
   al_redis_encode(L, &bt->buf, 2, lua_gettop(L));
   lua_pushinteger(L, ++bt->count);
@@ -131,7 +135,9 @@ static const luaL_Reg batch_methods[] = {
 
 void al_redis_batch_open(lua_State *L) {
   if (luaL_newmetatable(L, BATCH_MT)) {
-    luaL_newlib(L, batch_methods);
+    luaL_newlibtable(L, batch_methods);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, batch_methods, 1); /* upvalue 1: the metatable (batch_add) */
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, batch_gc);
     lua_setfield(L, -2, "__gc");
