@@ -82,13 +82,24 @@ local function refuse(name, ...)
   if why then error(("aloop.redis: %s %s"):format(u, why), 3) end
 end
 
--- r:get(k) is r:call("GET", k): methods made on first use for any name not defined.
+-- r:get(k) is r:call("GET", k): methods made on first use for any name not defined. A command
+-- that needs no check (most) calls the class's _send(name, ...) directly: call() less the check.
+local function needs_check(cmd)
+  return REFUSED[cmd] or DIRTIES[cmd] or TX_OPEN[cmd] or TX_CLOSE[cmd]
+    or cmd == "XREAD" or cmd == "XREADGROUP"
+end
+
 local function with_command_methods(class)
   return setmetatable(class, {
     __index = function(t, name)
       if type(name) ~= "string" or name:sub(1, 1) == "_" then return nil end
       local cmd = name:upper()
-      local f = function(self, ...) return self:call(cmd, ...) end
+      local f
+      if needs_check(cmd) then
+        f = function(self, ...) return self:call(cmd, ...) end
+      else
+        f = function(self, ...) return self:_send(cmd, ...) end
+      end
       rawset(t, name, f)
       return f
     end,
@@ -187,6 +198,10 @@ end
 
 function Client:call(name, ...)
   refuse(name, ...)
+  return self:_send(name, ...)
+end
+
+function Client:_send(name, ...)
   local conn = self._shared
   if not conn or conn._state ~= "ready" or self._loop ~= running_loop() then
     conn = self:_get_shared()
@@ -233,12 +248,16 @@ function Client:acquire()
 end
 
 function Dedicated:call(name, ...)
-  local conn = self._conn
-  if not conn then error(aio.InvalidStateError("aloop.redis: the connection was released"), 2) end
   local u = upper(name)
   if DIRTIES[u] then self._dirty = true
   elseif TX_OPEN[u] then self._tx = true
   elseif TX_CLOSE[u] then self._tx = false end
+  return self:_send(name, ...)
+end
+
+function Dedicated:_send(name, ...)
+  local conn = self._conn
+  if not conn then error(aio.InvalidStateError("aloop.redis: the connection was released"), 3) end
   conn:ensure()
   return conn:wait(conn:send(name, ...))
 end
@@ -265,6 +284,8 @@ function Pipeline:call(name, ...)
   self._batch:add(name, ...)
 end
 
+function Pipeline:_send(name, ...) self._batch:add(name, ...) end
+
 -- Sends a batch on conn; returns its replies (a table with field n).
 local function run_batch(conn, batch)
   conn:ensure()
@@ -273,11 +294,20 @@ end
 
 -- r:pipeline(fn): fn(p) queues commands; one round trip; the replies in order (field n), or the
 -- first error reply raised (after every reply was read).
+-- A batch's buffer is kept for the owner's next pipeline once it was sent (and so emptied).
 local function pipeline(self, fn, get_conn)
-  local p = setmetatable({ _batch = core._redis.batch() }, Pipeline)
-  fn(p)
-  if p._batch:count() == 0 then return { n = 0 } end
-  local res = run_batch(get_conn(self), p._batch)
+  local batch = self._spare_batch or core._redis.batch()
+  self._spare_batch = nil
+  fn(setmetatable({ _batch = batch }, Pipeline))
+  if batch:count() == 0 then
+    self._spare_batch = batch
+    return { n = 0 }
+  end
+  local conn = get_conn(self)
+  conn:ensure()
+  local fut = conn:send_batch(batch)
+  self._spare_batch = batch
+  local res = conn:wait(fut)
   raise_first_error(res, 1, res.n)
   return res
 end
@@ -297,6 +327,10 @@ Transaction.__index = Transaction
 -- function can read what it watches; after it, they are queued for MULTI/EXEC.
 function Transaction:call(name, ...)
   refuse(name, ...)
+  return self:_send(name, ...)
+end
+
+function Transaction:_send(name, ...)
   if self._immediate then
     local conn = self._conn
     return conn:wait(conn:send(name, ...))
