@@ -103,6 +103,23 @@ describe("aloop.redis connections", function()
     server:wait_closed()
   end)
 
+  it_fds("survives a peer announcing a huge array and closing (no allocation up front)", function()
+    local server = aio.get_running_loop():create_server(function()
+      return {
+        connection_made = function(self, tr) self.tr = tr end,
+        data_received = function(self) self.tr:write("*2000000000\r\n:1\r\n"); self.tr:close() end,
+      }
+    end, "127.0.0.1", 0)
+    local port = server.sockets[1]:getsockname()[2]
+    local r <close> = redis.connect(("redis://127.0.0.1:%d"):format(port))
+    local ok, err = pcall(r.get, r, "k")
+    assert.is_false(ok)
+    assert.is_true(aio.iserror(err, aio.ConnectionResetError), tostring(err))
+    assert.matches("the server closed the connection", tostring(err))
+    server:close()
+    server:wait_closed()
+  end)
+
   it("leaves no fd behind over 10,000 connects", function()
     local before = N.socket_count()
     -- its own time limit: under ASan on a busy machine this takes longer than the default

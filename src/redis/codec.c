@@ -112,7 +112,8 @@ static void *create_array(const redisReadTask *task, int elements) {
   Codec *c = task->privdata;
   lua_State *L = c->L;
   int d = task_depth(task);
-  lua_createtable(L, elements > 0 ? elements : 0, 0);
+  /* the size is only a hint: a peer announcing a billion elements must send them first */
+  lua_createtable(L, elements < 1024 ? (elements > 0 ? elements : 0) : 1024, 0);
   lua_pushvalue(L, -1);
   lua_rawseti(L, S_OBJS, d + 1);
   if (d + 1 > c->maxdepth) c->maxdepth = d + 1;
