@@ -43,6 +43,18 @@ describe("aloop.redis pool", function()
     assert.is_true(client_count(srv) <= 2)
   end)
 
+  it_fds("passes a connection on when its waiter is cancelled right after getting it", function()
+    local r <close> = redis.connect(srv.url, { pool_size = 1 })
+    local c = r:acquire()
+    local first = aio.create_task(function() local d <close> = r:acquire(); return "first" end)
+    local second = aio.create_task(function() local d <close> = r:acquire(); return d:ping() end)
+    H.settle()
+    c:release() -- hands the connection to `first`, which is cancelled before it runs
+    first:cancel()
+    H.assert_cancelled(first)
+    assert.equal("PONG", aio.await(second))
+  end)
+
   it_fds("makes shared commands wait for a connection when every one is lent out", function()
     local r <close> = redis.connect(srv.url, { pool_size = 1 })
     local c = r:acquire()

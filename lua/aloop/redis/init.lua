@@ -148,7 +148,11 @@ function Client:_take()
   local q = self._waiters
   q.tail = q.tail + 1
   q[q.tail] = fut
-  return await(fut)
+  local ok, conn = pcall(await, fut)
+  if ok then return conn end
+  -- cancelled after a connection was handed over: it goes to the next in line
+  if fut:done() and not fut:cancelled() and fut:exception() == nil then self:_give(fut:result()) end
+  error(conn, 0)
 end
 
 -- Gives conn back: to the first task still waiting, else to the idle list. A connection left
