@@ -39,13 +39,17 @@ function M.new(opts, loop)
   return self
 end
 
-local function deliver(self, msg)
-  local getters = self._getters
-  while true do
-    local fut = pop(getters)
-    if not fut then return push(self._msgs, msg) end
-    if not fut:done() then return fut:set_result(msg) end
+-- Wakes the first reader still waiting; the message stays queued until a reader takes it, so
+-- a reader cancelled right after being woken loses nothing.
+local function wake(self)
+  for fut in pop, self._getters do
+    if not fut:done() then return fut:set_result(true) end
   end
+end
+
+local function deliver(self, msg)
+  push(self._msgs, msg)
+  wake(self)
 end
 
 -- A subscribe/unsubscribe confirmation: one fewer for the oldest request waiting.
@@ -91,7 +95,7 @@ function Subscriber:_on_lost(err)
   local reported = false
   for fut in pop, self._getters do
     if not fut:done() then
-      if self._closed then fut:set_result(nil) else fut:set_exception(err) end
+      if self._closed then fut:set_result(true) else fut:set_exception(err) end
       reported = true
     end
   end
@@ -170,32 +174,37 @@ function Subscriber:unsubscribe(...) return unsubscribe(self, self._channels, "U
 function Subscriber:punsubscribe(...) return unsubscribe(self, self._patterns, "PUNSUBSCRIBE", ...) end
 
 local function timeout_getter(fut)
-  if not fut:done() then fut:set_result(nil) end
+  if not fut:done() then fut:set_result(false) end
 end
 
 -- The next message; nil after `timeout` seconds without one, or once the subscriber is closed.
 function Subscriber:get_message(timeout)
-  if self._closed then return nil end
-  if self._error then
-    local err = self._error
-    self._error = false
-    error(err, 0)
-  end
-  local m = pop(self._msgs)
-  if m then return m end
-  if self._conn._state ~= "ready" then
-    self:_ensure()
-    m = pop(self._msgs)
+  local loop = self._loop
+  local deadline = timeout and loop:time() + timeout
+  while true do
+    if self._closed then return nil end
+    if self._error then
+      local err = self._error
+      self._error = false
+      error(err, 0)
+    end
+    local m = pop(self._msgs)
     if m then return m end
+    if self._conn._state ~= "ready" then
+      self:_ensure() -- queues "reconnected" after a drop
+    else
+      local fut = loop:create_future()
+      push(self._getters, fut)
+      local h = deadline and loop:call_at(deadline, timeout_getter, fut)
+      local ok, res = pcall(await, fut)
+      if h then h:cancel() end
+      if not ok then
+        if self._msgs[self._msgs.head] then wake(self) end -- pass a wake-up on
+        error(res, 0)
+      end
+      if res == false then return nil end -- timed out
+    end
   end
-  local fut = self._loop:create_future()
-  push(self._getters, fut)
-  if not timeout then return await(fut) end
-  local h = self._loop:call_later(timeout, timeout_getter, fut)
-  local ok, res = pcall(await, fut)
-  h:cancel()
-  if not ok then error(res, 0) end
-  return res
 end
 
 -- for m in sub:messages() do ... end (the analog of `async for m in pubsub.listen()`)
@@ -208,7 +217,7 @@ function Subscriber:close()
   self._closed = true
   self._conn:close()
   for fut in pop, self._getters do
-    if not fut:done() then fut:set_result(nil) end
+    if not fut:done() then fut:set_result(true) end
   end
 end
 Subscriber.__close = Subscriber.close
