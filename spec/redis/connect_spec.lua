@@ -6,6 +6,7 @@
 local aio = require "aloop"
 local redis = require "aloop.redis"
 local parse_url = require "aloop.redis.url"
+local H = require "spec.helper"
 local R = require "spec.redis_helper"
 local N = require "spec.net_helper"
 local it_fds = N.it_fds(it)
@@ -58,12 +59,25 @@ describe("aloop.redis connections", function()
     assert.equal(redis, aio.redis)
     local r = redis.connect(srv.url)
     local before = N.socket_count()
-    require("spec.helper").run(function()
+    H.run(function()
       assert.equal("PONG", r:ping())
       r:close()
     end)
     assert.equal(before, N.socket_count())
     assert.has_error(function() r:ping() end) -- closed
+  end)
+
+  it("lets another task connect when the task connecting is cancelled", function()
+    local client = redis.connect((srv.url:gsub("/0$", "/2")), { pool_size = 1 }) -- not connected yet
+    H.run(function()
+      local t1 = aio.create_task(function() return client:ping() end)
+      local t2 = aio.create_task(function() return client:ping() end)
+      aio.sleep(0) -- t1 is connecting (connect, SELECT), t2 waits for it
+      t1:cancel()
+      H.assert_cancelled(t1)
+      assert.equal("PONG", aio.await(t2))
+      client:close()
+    end)
   end)
 
   it_fds("raises ConnectionRefusedError when nothing listens, then connects later", function()

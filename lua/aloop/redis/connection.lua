@@ -111,7 +111,8 @@ function Connection:ensure()
     local fut = self._loop:create_future()
     local waiters = self._connect_waiters
     waiters[#waiters + 1] = fut
-    return await(fut)
+    if await(fut) then return end
+    return self:ensure() -- the task connecting was cancelled: try ourselves
   end
   self._state = "connecting"
   local ok, err = pcall(self._connect, self)
@@ -127,9 +128,10 @@ function Connection:ensure()
   end
   local waiters = self._connect_waiters
   self._connect_waiters = {}
+  local cancelled = not ok and aio.iserror(err, aio.CancelledError)
   for _, fut in ipairs(waiters) do
     if not fut:done() then
-      if ok then fut:set_result() else fut:set_exception(err) end
+      if ok or cancelled then fut:set_result(ok) else fut:set_exception(err) end
     end
   end
   if not ok then error(err, 0) end
