@@ -31,7 +31,7 @@
 extern "C" {
 #endif
 
-#define ALOOP_VERSION "0.1.0"
+#define ALOOP_VERSION "0.1.0" /* the one place: CMake, the interpreter and core.version read it */
 
 struct ev_loop; /* libev's loop (<ev.h>) */
 

@@ -138,4 +138,23 @@ function H.recording(loop)
   return got
 end
 
+-- H.capture_log(fn): runs fn(records) with an aio.log sink collecting {level=, msg=} records;
+-- restores the sink and level; returns the records.
+function H.capture_log(fn)
+  local records = {}
+  local old_sink, old_level = aio.log.get_sink(), aio.log.get_level()
+  aio.log.set_sink(function(level, msg) records[#records + 1] = { level = level, msg = msg } end)
+  local ok, err = pcall(fn, records)
+  aio.log.set_sink(old_sink)
+  aio.log.set_level(old_level)
+  if not ok then error(err, 0) end
+  return records
+end
+
+-- H.busy(seconds): keeps the CPU busy that long (so at least that long on the wall clock).
+function H.busy(seconds)
+  local t = os.clock()
+  while os.clock() - t < seconds do end
+end
+
 return H

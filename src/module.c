@@ -3,12 +3,13 @@
 ** which also registers the Lua half (the files of lua/aloop, compiled into the library by CMake as
 ** al_lua_sources) in package.preload and returns the public table from aloop/init.lua.
 */
-#define _GNU_SOURCE /* dladdr */
-#include <dlfcn.h>
 #include <string.h>
 
 #include "core/internal.h"
+#include "net/net.h"
+#include "net/stream_reader.h"
 #include "redis/redis.h"
+#include "threads/threads.h"
 
 typedef struct al_LuaSource {
   const char *name; /* module name, e.g. "aloop.init" */
@@ -20,21 +21,36 @@ typedef struct al_LuaSource {
 extern const al_LuaSource al_lua_sources[]; /* generated: lua_sources.c */
 
 /*
-** Background threads (DNS, thread pools, remote loops, the reaper) run code of this library.
-** When it is a module that lua_close() would dlclose(), a thread still finishing after that
-** would jump into unmapped memory: so the first thread pins the library (RTLD_NODELETE).
+** Every part of the C core, in the order they open: each adds its functions and classes to the
+** core table it is given (core.Loop exists before the parts that add loop methods).
 */
-static void pin_library(void) {
-  Dl_info info;
-  if (dladdr((void *)&pin_library, &info) && info.dli_fname)
-    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-}
+typedef void (*al_OpenFn)(lua_State *L, int core);
 
-int al_thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, pin_library);
-  return pthread_create(th, attr, fn, arg);
-}
+static const al_OpenFn parts[] = {
+    al_errors_open,    /* core/errors.c: error classes, iserror, errno */
+    al_log_open,       /* core/log.c */
+    al_debug_open,     /* core/debug.c */
+    al_loop_open,      /* core/loop.c: core.Loop */
+    al_exception_open, /* core/exception.c: loop:set_exception_handler etc. */
+    al_handle_open,    /* core/handle.c */
+    al_future_open,    /* core/future.c: core.Future */
+    al_task_open,      /* core/task.c: core.Task, loop:create_task */
+    al_task_stack_open, /* core/task_stack.c: task:get_stack, task:print_stack */
+    al_io_open,        /* io/watcher.c: loop:add_reader etc. */
+    al_signal_open,    /* io/signal.c: loop:add_signal_handler, core.signal */
+    al_process_open,   /* io/process.c */
+    al_socket_open,    /* net/socket.c: core.socket */
+    al_transport_open, /* net/transport.c: stream and datagram transports */
+    al_reader_open,    /* net/stream_reader.c */
+    al_server_open,    /* net/server.c */
+    al_dns_open,       /* net/dns.c */
+    al_marshal_open,   /* threads/marshal.c */
+    al_cfuture_open,   /* threads/cfuture.c: core.ConcurrentFuture */
+    al_threadpool_open, /* threads/threadpool.c */
+    al_remote_open,    /* threads/remote.c: core.RemoteLoop */
+    al_redis_open,     /* redis/codec.c: core._redis (codec, batch) for aloop.redis */
+    NULL,
+};
 
 int luaopen_aloop_core(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &al_key_state);
@@ -47,15 +63,8 @@ int luaopen_aloop_core(lua_State *L) {
     st->default_loop_ref = st->coro_mt_ref = LUA_NOREF;
     lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_state);
   }
-  al_errors_open(L);
-  al_loop_open(L);
-  al_handle_open(L);
-  al_future_open(L);
-  al_task_open(L);
-  al_log_open(L);
-  al_debug_open(L);
-  al_threads_open(L);
-  al_redis_open(L);
+  int core = lua_gettop(L);
+  for (const al_OpenFn *open = parts; *open; open++) (*open)(L, core);
   lua_pushliteral(L, ALOOP_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

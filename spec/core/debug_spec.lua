@@ -3,17 +3,7 @@
 local aio = require "aloop"
 local H = require "spec.helper"
 
--- Runs fn with a sink that collects {level, message} records; restores the sink and level.
-local function capture(fn)
-  local records = {}
-  local old_sink, old_level = aio.log.get_sink(), aio.log.get_level()
-  aio.log.set_sink(function(level, msg) records[#records + 1] = { level = level, msg = msg } end)
-  local ok, err = pcall(fn, records)
-  aio.log.set_sink(old_sink)
-  aio.log.set_level(old_level)
-  if not ok then error(err, 0) end
-  return records
-end
+local capture = H.capture_log
 
 local function find(records, pattern)
   for _, r in ipairs(records) do
@@ -38,10 +28,7 @@ local function run_script(src, options, env)
   return out, err, code
 end
 
-local function busy(seconds)
-  local t = os.clock()
-  while os.clock() - t < seconds do end
-end
+local busy = H.busy
 
 describe("aio.log", function()
   it("sends messages to the sink with their level, string.format'ed", function()

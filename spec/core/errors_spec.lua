@@ -192,3 +192,31 @@ describe("errors raised by aloop", function()
     assert.equal("just a string", err)
   end))
 end)
+
+describe("core.errno (errno values from C, for the Lua half)", function()
+  local core = require "aloop.core"
+
+  it("holds the values the system's calls report", H.async(function(loop)
+    local server = loop:create_server(function() return {} end, "127.0.0.1", 0)
+    local port = server.sockets[1]:getsockname()[2]
+    local ok, err = pcall(loop.create_server, loop, function() return {} end, "127.0.0.1", port)
+    assert.is_false(ok)
+    assert.equal(core.errno.EADDRINUSE, err.errno, tostring(err))
+    server:close()
+    server:wait_closed()
+    ok, err = pcall(loop.create_connection, loop, function() return {} end, "127.0.0.1", port)
+    assert.is_false(ok)
+    assert.equal(core.errno.ECONNREFUSED, err.errno, tostring(err))
+    assert.is_true(aio.iserror(err, aio.ConnectionRefusedError))
+  end))
+
+  it("names only integers", function()
+    local n = 0
+    for name, v in pairs(core.errno) do
+      assert.matches("^E[A-Z]+$", name)
+      assert.equal("integer", math.type(v))
+      n = n + 1
+    end
+    assert.is_true(n >= 40)
+  end)
+end)

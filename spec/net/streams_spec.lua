@@ -1,4 +1,4 @@
--- Streams (lua/aloop/streams.lua over the stream mode of src/net/transport.c): open_connection,
+-- Streams (lua/aloop/net/streams.lua over the stream mode of src/net/transport.c): open_connection,
 -- start_server, StreamReader (buffer in C, bounded by `limit`) and StreamWriter (drain with flow
 -- control), with the error cases of the networking issue. Sockets are counted before and after.
 local aio = require "aloop"
@@ -129,7 +129,7 @@ describe("streams", function()
     local server, port = sender(string.rep("f", 4 << 20), true)
     local r, w = aio.open_connection("127.0.0.1", port, { limit = 1000 })
     for _ = 1, 10 do aio.sleep(0.01) end
-    local buffered = w.transport:_buffered()
+    local buffered = r._buffer:buffered()
     assert.is_true(buffered > 1000 and buffered <= 1000 + 65536, "buffered " .. buffered)
     assert.are.equal(1000, #r:readexactly(1000))
     w:close()

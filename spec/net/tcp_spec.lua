@@ -1,6 +1,7 @@
--- TCP transports, protocols and servers (src/net/transport.c, src/net/server.c, lua/aloop/net.lua):
--- asyncio's semantics for write/close/abort/write_eof/flow control, servers, and the error
--- cases of the networking issue. Every spec checks that the fds it opened are all closed.
+-- TCP transports, protocols and servers (src/net/transport.c, src/net/server.c,
+-- lua/aloop/net/connections.lua): asyncio's semantics for write/close/abort/write_eof/flow control,
+-- servers, and the error cases of the networking issue. Every spec checks that the fds it opened
+-- are all closed.
 local aio = require "aloop"
 local H = require "spec.helper"
 

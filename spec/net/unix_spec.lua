@@ -1,7 +1,8 @@
--- Unix sockets, socketpairs, pipes and the low-level socket calls (lua/aloop/net.lua over
--- src/net/socket.c and src/net/transport.c): create_unix_connection/server, open_unix_connection/
--- start_unix_server, aio.socket objects, connect_accepted_socket, connect_read_pipe/
--- connect_write_pipe, and sock_connect/sock_accept/sock_recv/sock_sendall. Sockets counted.
+-- Unix sockets, socketpairs, pipes and the low-level socket calls (lua/aloop/net/connections.lua
+-- over src/net/socket.c and src/net/transport.c): create_unix_connection/server,
+-- open_unix_connection/start_unix_server, aio.socket objects, connect_accepted_socket,
+-- connect_read_pipe/connect_write_pipe, and sock_connect/sock_accept/sock_recv/sock_sendall.
+-- Sockets counted.
 local aio = require "aloop"
 local it_fds = require("spec.net_helper").it_fds(it)
 

@@ -1,4 +1,4 @@
--- Synchronization primitives (API.md §8, lua/aloop/locks.lua): Lock, Event, Condition,
+-- Synchronization primitives (API.md §8, lua/aloop/sync/locks.lua): Lock, Event, Condition,
 -- Semaphore, BoundedSemaphore, Barrier; FIFO fairness, cancellation safety, errors on misuse.
 local aio = require "aloop"
 local H = require "spec.helper"

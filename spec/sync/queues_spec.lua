@@ -1,4 +1,4 @@
--- Queues (API.md §8, lua/aloop/queues.lua): Queue, LifoQueue, PriorityQueue; back-pressure,
+-- Queues (API.md §8, lua/aloop/sync/queues.lua): Queue, LifoQueue, PriorityQueue; back-pressure,
 -- FIFO fairness of waiters, task_done/join, shutdown, cancellation safety, errors on misuse.
 local aio = require "aloop"
 local H = require "spec.helper"

@@ -1,7 +1,7 @@
--- aio.executor (lua/aloop/executor.lua, src/threads/threadpool.c, src/threads/cfuture.c): thread and process
--- pools, their concurrent futures (blocking outside tasks, suspending inside them), map and
--- as_completed, shutdown and closing, run_in_executor and to_thread. Jobs that must wait block
--- on a named pipe (a FIFO) until the spec writes to it: no sleeps, no timing asserts.
+-- aio.executor (lua/aloop/threads/executor.lua, src/threads/threadpool.c, src/threads/cfuture.c):
+-- thread and process pools, their concurrent futures (blocking outside tasks, suspending inside
+-- them), map and as_completed, shutdown and closing, run_in_executor and to_thread. Jobs that must
+-- wait block on a named pipe (a FIFO) until the spec writes to it: no sleeps, no timing asserts.
 local aio = require "aloop"
 local H = require "spec.helper"
 

@@ -1,7 +1,7 @@
--- aio.thread (lua/aloop/thread.lua, src/threads/remote.c): a loop running in another OS thread with its
--- own Lua state, fed with call_soon_threadsafe and run_coroutine_threadsafe; stopping, joining,
--- and the errors for what cannot cross or a loop that has stopped. Ordering is shown with futures
--- inside the remote loop, never with sleeps.
+-- aio.thread (lua/aloop/threads/thread.lua, src/threads/remote.c): a loop running in another OS
+-- thread with its own Lua state, fed with call_soon_threadsafe and run_coroutine_threadsafe;
+-- stopping, joining, and the errors for what cannot cross or a loop that has stopped. Ordering is
+-- shown with futures inside the remote loop, never with sleeps.
 local aio = require "aloop"
 local H = require "spec.helper"
 

@@ -1,8 +1,11 @@
 /*
 ** Debug mode (loop:set_debug(true), ALOOP_DEBUG=1, aloop --debug): where handles, futures,
 ** tasks and loops were created (kept in a weak table, only in debug mode, so reports can show
-** it), the wrong-thread check for loop methods, and the timing of slow callbacks (loop.c).
+** it), the wrong-thread check for loop methods, and the timing of slow callbacks (loop.c for the
+** ready queue, al_debug_slow for callbacks libev runs directly).
 */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +74,25 @@ void al_debug_check_thread(lua_State *L, al_Loop *loop) {
                   "thread; use call_soon_threadsafe");
 }
 
+/*
+** Debug mode, for callbacks libev runs directly (transports, listeners) rather than through the
+** ready queue: logs "Executing <what> took N seconds" as a warning, as loop.c does for ready
+** callbacks, when the one that started at t0 (al_now()) ran longer than
+** loop.slow_callback_duration. `what` is a lua_pushfstring format.
+*/
+void al_debug_slow(lua_State *L, al_Loop *loop, double t0, const char *what, ...) {
+  double dt = al_now() - t0;
+  if (dt < loop->slow_callback_duration) return;
+  va_list ap;
+  va_start(ap, what);
+  lua_pushvfstring(L, what, ap);
+  va_end(ap);
+  char secs[32];
+  snprintf(secs, sizeof secs, "%.3f", dt);
+  al_log(L, AL_LOG_WARNING, "Executing %s took %s seconds", lua_tostring(L, -1), secs);
+  lua_pop(L, 1);
+}
+
 /* core._debug_note(obj): remember where obj (e.g. a coroutine object) was made, in debug mode. */
 static int l_debug_note(lua_State *L) {
   luaL_checkany(L, 1);
@@ -98,12 +120,14 @@ static const luaL_Reg debug_funcs[] = {
     {NULL, NULL},
 };
 
-void al_debug_open(lua_State *L) {
+void al_debug_open(lua_State *L, int core) {
   lua_newtable(L);
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_created);
+  lua_pushvalue(L, core);
   luaL_setfuncs(L, debug_funcs, 0);
+  lua_pop(L, 1);
 }

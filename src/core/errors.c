@@ -183,9 +183,7 @@ static int class_extend(lua_State *L) {
   return 1;
 }
 
-/* Registers the classes in the registry and sets them as fields of the table on top. */
 /* OSError objects: the subclass follows errno (asyncio's ConnectionRefusedError etc.). */
-
 static const char *errno_class(int err) {
   switch (err) {
   case ECONNREFUSED: return "ConnectionRefusedError";
@@ -212,7 +210,27 @@ int al_oserror_raise(lua_State *L, int err, const char *what) {
   return lua_error(L);
 }
 
-void al_errors_open(lua_State *L) {
+/* core.errno: the errno values Lua code compares with (err.errno == core.errno.EADDRINUSE). */
+static const struct {
+  const char *name;
+  int value;
+} errno_names[] = {
+#define E(x) {#x, x}
+    E(EPERM),        E(ENOENT),       E(EINTR),         E(EIO),           E(EBADF),
+    E(ECHILD),       E(EAGAIN),       E(EWOULDBLOCK),   E(ENOMEM),        E(EACCES),
+    E(EEXIST),       E(ENOTDIR),      E(EISDIR),        E(EINVAL),        E(ENFILE),
+    E(EMFILE),       E(ENOSPC),       E(EPIPE),         E(ENOTSOCK),      E(EMSGSIZE),
+    E(EPROTOTYPE),   E(ENOPROTOOPT),  E(EPROTONOSUPPORT), E(EOPNOTSUPP),  E(EAFNOSUPPORT),
+    E(EADDRINUSE),   E(EADDRNOTAVAIL), E(ENETDOWN),     E(ENETUNREACH),   E(ECONNABORTED),
+    E(ECONNRESET),   E(ENOBUFS),      E(EISCONN),       E(ENOTCONN),      E(ESHUTDOWN),
+    E(ETIMEDOUT),    E(ECONNREFUSED), E(EHOSTDOWN),     E(EHOSTUNREACH),  E(EALREADY),
+    E(EINPROGRESS),  E(EPROTO),       E(ECANCELED),
+#undef E
+    {NULL, 0},
+};
+
+/* The error classes (in the registry and as fields of core), core.iserror and core.errno. */
+void al_errors_open(lua_State *L, int core) {
   lua_newtable(L);
   for (int i = 0; class_tree[i][0]; i++) {
     if (class_tree[i][1]) lua_getfield(L, -1, class_tree[i][1]);
@@ -220,10 +238,16 @@ void al_errors_open(lua_State *L) {
     make_class(L, class_tree[i][0], class_tree[i][1] ? -1 : 0);
     lua_remove(L, -2);
     lua_pushvalue(L, -1);
-    lua_setfield(L, -4, class_tree[i][0]); /* module table */
+    lua_setfield(L, core, class_tree[i][0]);
     lua_setfield(L, -2, class_tree[i][0]);
   }
   lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_errors);
   lua_pushcfunction(L, l_iserror);
-  lua_setfield(L, -2, "iserror");
+  lua_setfield(L, core, "iserror");
+  lua_createtable(L, 0, (int)(sizeof errno_names / sizeof *errno_names));
+  for (int i = 0; errno_names[i].name; i++) {
+    lua_pushinteger(L, errno_names[i].value);
+    lua_setfield(L, -2, errno_names[i].name);
+  }
+  lua_setfield(L, core, "errno");
 }

@@ -62,12 +62,7 @@ static void schedule_callbacks(lua_State *L, al_Future *f, int fidx) {
     else lua_rawgeti(L, cbs, i);
     al_Task *t = al_totask(L, -1);
     if (t) { /* a task waiting on this future: wake it */
-      if (!t->scheduled && t->fut.state == AL_PENDING) {
-        t->scheduled = 1;
-        al_ready_push(L, loop);
-      } else {
-        lua_pop(L, 1);
-      }
+      al_task_wake_waiter(L, t);
     } else { /* fn(fut) in a later iteration */
       lua_pushvalue(L, fidx);
       al_handle_new(L, loop, -2, 1, 0);
@@ -411,12 +406,12 @@ static const luaL_Reg future_only[] = {
     {NULL, NULL},
 };
 
-void al_future_open(lua_State *L) {
+void al_future_open(lua_State *L, int core) {
   al_newmt(L, AL_FUTURE_MT, AL_MT_FUTURE);
   luaL_newlib(L, al_future_methods);
   luaL_setfuncs(L, future_only, 0);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "Future"); /* module.Future = methods */
+  lua_setfield(L, core, "Future"); /* core.Future = methods */
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, fut_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -424,7 +419,7 @@ void al_future_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_set_cancel_hook);
-  lua_setfield(L, -2, "_set_cancel_hook");
+  lua_setfield(L, core, "_set_cancel_hook");
   lua_pushcfunction(L, l_cancel_now);
-  lua_setfield(L, -2, "_cancel_now");
+  lua_setfield(L, core, "_cancel_now");
 }

@@ -1,7 +1,7 @@
 /*
 ** Handles (loop:call_soon) and TimerHandles (call_later/call_at), and the loop's timer heap.
 ** A handle's uservalues hold the function and its arguments. Timers are ordered by deadline,
-** ties by scheduling order; a cancelled timer leaves the heap at once (no lazy garbage).
+** ties by scheduling order; a cancelled timer leaves the heap lazily (see the heap below).
 */
 #include <stdlib.h>
 
@@ -85,7 +85,7 @@ static al_HeapEntry heap_pop(al_Loop *loop) {
   return top;
 }
 
-/* Adds the timer at hidx (h->when set) to the heap and anchors its userdata. */
+/* Makes room for one more heap entry. */
 static void heap_reserve(lua_State *L, al_Loop *loop) {
   if (loop->heap_n < loop->heap_cap) return;
   long ncap = loop->heap_cap ? loop->heap_cap * 2 : 64;
@@ -95,6 +95,7 @@ static void heap_reserve(lua_State *L, al_Loop *loop) {
   loop->heap_cap = ncap;
 }
 
+/* Adds the timer at hidx (h->when set) to the heap and anchors its userdata. */
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx) {
   heap_reserve(L, loop);
   lua_pushvalue(L, hidx);
@@ -108,17 +109,22 @@ void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx) {
   heap_up(loop->heap, loop->heap_n++);
 }
 
-/* Puts the task at tidx to sleep until `when`: al_timers_collect wakes it (al_task_wake). */
-void al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when) {
+/*
+** Puts the task at tidx in the heap until `when` and returns the entry's seq (the task keeps it
+** in sleep_seq while the entry is live): al_timers_collect wakes it (al_task_wake_sleeper).
+*/
+uint64_t al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when) {
   heap_reserve(L, loop);
   lua_pushvalue(L, tidx);
   al_HeapEntry *e = &loop->heap[loop->heap_n];
   e->when = when;
-  e->seq = t->sleep_seq = loop->timer_seq++;
+  e->seq = loop->timer_seq++;
   e->h = NULL;
   e->task = t;
   e->slot = al_anchor(L, &loop->timers);
+  uint64_t seq = e->seq;
   heap_up(loop->heap, loop->heap_n++);
+  return seq;
 }
 
 /* A timer still in the heap was cancelled: rebuild the heap when most entries are dead. */
@@ -161,7 +167,7 @@ void al_timers_collect(lua_State *L, al_Loop *loop, double now) {
     }
     al_anchor_push(L, &loop->timers, e.slot);
     al_unanchor(L, &loop->timers, e.slot);
-    if (e.task) al_task_wake(L, e.task);
+    if (e.task) al_task_wake_sleeper(L, e.task);
     else al_ready_push(L, loop);
   }
 }
@@ -218,7 +224,8 @@ static const luaL_Reg handle_methods[] = {
     {NULL, NULL},
 };
 
-void al_handle_open(lua_State *L) {
+void al_handle_open(lua_State *L, int core) {
+  (void)core; /* metatables only */
   for (int timer = 0; timer <= 1; timer++) {
     const void *mt = al_newmt(L, timer ? AL_TIMER_MT : AL_HANDLE_MT, timer ? AL_MT_TIMER : AL_MT_HANDLE);
     if (timer) al_state(L)->timer_mt = mt;

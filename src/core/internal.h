@@ -27,7 +27,6 @@ enum { AL_MT_LOOP, AL_MT_HANDLE, AL_MT_TIMER, AL_MT_FUTURE, AL_MT_TASK };
 /* Registry keys (addresses of these are unique light userdata). */
 extern const char al_key_state;  /* the al_State userdata of this Lua state */
 extern const char al_key_errors; /* table: error class name -> class table */
-extern const char al_key_throw;  /* marker: "resume by raising the next value" */
 
 /* What a userdata in the ready queue is. */
 enum { AL_KIND_HANDLE = 1, AL_KIND_FUTURE, AL_KIND_TASK };
@@ -35,6 +34,8 @@ enum { AL_KIND_HANDLE = 1, AL_KIND_FUTURE, AL_KIND_TASK };
 enum { AL_PENDING = 0, AL_FINISHED, AL_CANCELLED };
 
 enum { AL_LOG_DEBUG = 0, AL_LOG_INFO, AL_LOG_WARNING, AL_LOG_ERROR };
+
+#define AL_READ_SIZE 65536 /* default bytes asked of one read(2)/recv(2) from Lua */
 
 typedef struct al_Loop al_Loop;
 typedef struct al_Task al_Task;
@@ -170,7 +171,8 @@ struct al_Loop {
   al_TsCall *ts_head, *ts_tail;
   int ts_closed;
   volatile int sigint_flag;
-  int nwatchers; /* active fd watchers (io.c): iterations with ready callbacks poll only if > 0 */
+  int nwatchers; /* active watchers of loop objects (only io/watcher.c changes it): an iteration
+                    with ready callbacks polls only if > 0 */
   pthread_t thread; /* the OS thread running the loop (debug mode checks it) */
   int sigint_watched; /* a Lua handler owns SIGINT (signal.c): no KeyboardInterrupt handler */
 };
@@ -182,10 +184,6 @@ int al_anchor(lua_State *L, al_Anchors *a); /* pops the value; returns its slot 
 void al_anchor_push(lua_State *L, al_Anchors *a, int slot);
 void al_unanchor(lua_State *L, al_Anchors *a, int slot);
 
-/* module.c */
-/* pthread_create for aloop's background threads (pins the library against dlclose first). */
-int al_thread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
-
 /* loop.c */
 al_State *al_state(lua_State *L);
 void al_setmt(lua_State *L, al_State *st, int which); /* metatable of the value on top */
@@ -195,17 +193,15 @@ al_Loop *al_toloop(lua_State *L, int idx); /* or NULL; never raises */
 double al_now(void);
 void al_ready_push(lua_State *L, al_Loop *loop); /* pops a handle/task userdata */
 void al_push_loop(lua_State *L, al_Loop *loop);  /* pushes the loop userdata */
-void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(ctx) */
-int al_msgh(lua_State *L);
-void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
-void al_loop_open(lua_State *L);
+void al_loop_open(lua_State *L, int core);
 al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const char *bname);
 void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STEP_* */
 
 /*
-** Every resource that owns an fd or a watcher (transport, listener, process, …) starts with this
-** header and registers itself while open (resource.c): loop:close() calls shutdown for each one
-** still open, which stops its watchers and closes its fd.
+** Every resource that owns an fd, a watcher or threads (transport, listener, process, fd and
+** signal watcher, DNS pool) starts with this header and registers itself while open
+** (resource.c): loop:close() calls shutdown for each one still open, which stops its watchers,
+** closes its fd and unregisters it.
 */
 typedef struct al_Resource {
   void (*shutdown)(lua_State *L, void *obj);
@@ -214,33 +210,40 @@ typedef struct al_Resource {
 /* resource.c */
 void al_resource_add(lua_State *L, al_Loop *loop, int idx); /* the userdata at idx is open */
 void al_resource_remove(lua_State *L, al_Loop *loop, void *obj);
+/* The loop's own resources (watchers, DNS pool): closed silently, after the others. */
+void al_resource_add_internal(lua_State *L, al_Loop *loop, int idx);
+void al_resource_remove_internal(lua_State *L, al_Loop *loop, void *obj);
 void al_resources_close(lua_State *L, al_Loop *loop, int loopidx); /* loop:close() */
+void al_resources_close_own(lua_State *L, al_Loop *loop, int loopidx); /* unclosed loop's __gc */
 
-/* io/watcher.c: the only code that changes loop->nwatchers */
-void al_watch_start(al_Loop *loop, ev_io *w); /* ev_io_start + count */
+/*
+** io/watcher.c: the only code that changes loop->nwatchers. Each call starts or stops the
+** watcher unless it already is (or is not) active. Timers counted this way should repeat (a
+** one-shot timer is inactive once it fired and would stay counted).
+*/
+void al_watch_start(al_Loop *loop, ev_io *w);
 void al_watch_stop(al_Loop *loop, ev_io *w);
-void al_io_open(lua_State *L);
-void al_io_close(lua_State *L, al_Loop *loop, int loopidx);
+void al_watch_timer_start(al_Loop *loop, ev_timer *w);
+void al_watch_timer_stop(al_Loop *loop, ev_timer *w);
+void al_watch_signal_start(al_Loop *loop, ev_signal *w);
+void al_watch_signal_stop(al_Loop *loop, ev_signal *w);
+void al_io_open(lua_State *L, int core);
 
-/* net/dns.c: the loop's resolver threads */
-void al_dns_close(lua_State *L, al_Loop *loop, int loopidx);
-
-/* signal.c */
+/* io/signal.c */
 int al_checksignal(lua_State *L, int idx); /* a number or a name like "SIGTERM" */
-void al_signal_open(lua_State *L);
-void al_signal_close(lua_State *L, al_Loop *loop, int loopidx);
+void al_signal_open(lua_State *L, int core);
 
 /* process.c (subprocess.lua is its Lua half) */
-void al_process_open(lua_State *L);
+void al_process_open(lua_State *L, int core);
 
 /* handle.c */
 al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int timer);
 void al_timer_schedule(lua_State *L, al_Loop *loop, al_Handle *h, int hidx);
 void al_timer_cancelled(lua_State *L, al_Loop *loop); /* a timer in the heap was cancelled */
-void al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when);
+uint64_t al_timer_sleep(lua_State *L, al_Loop *loop, al_Task *t, int tidx, double when);
 double al_timer_next(lua_State *L, al_Loop *loop);    /* earliest live deadline, or -1 */
 void al_timers_collect(lua_State *L, al_Loop *loop, double now);
-void al_handle_open(lua_State *L);
+void al_handle_open(lua_State *L, int core);
 
 /* future.c */
 al_Future *al_tofuture(lua_State *L, int idx); /* future or task, else NULL */
@@ -253,17 +256,28 @@ void al_future_add_callback(lua_State *L, al_Future *f, int fidx, int cbidx);
 int al_future_push_result(lua_State *L, al_Future *f, int fidx); /* or raises */
 int al_future_gc(lua_State *L);
 extern const luaL_Reg al_future_methods[];
-void al_future_open(lua_State *L);
+void al_future_open(lua_State *L, int core);
 
 /* task.c */
 al_Task *al_totask(lua_State *L, int idx);
-void al_task_step(lua_State *L, al_Task *t, int tidx);
+void al_task_run(lua_State *L, al_Task *t, int tidx); /* its ready-queue entry: step (or wake) */
 int al_await(lua_State *L, int fidx); /* yields inside a task */
-int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
-void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
-void al_task_wake(lua_State *L, al_Task *t); /* pops the task userdata; schedules its step */
-void al_task_push_stack_text(lua_State *L, int idx);
-void al_task_open(lua_State *L);
+/* Both pop the task userdata; they are the only code outside task_step that wakes a task. */
+void al_task_wake_sleeper(lua_State *L, al_Task *t); /* its sleep() timer fired */
+void al_task_wake_waiter(lua_State *L, al_Task *t);  /* the future it waits on finished */
+void al_task_open(lua_State *L, int core);
+al_Task *al_checktask(lua_State *L, int idx);
+
+/* task_stack.c */
+void al_task_push_stack_text(lua_State *L, int idx); /* "Stack for <Task ...>"; never raises */
+void al_task_stack_open(lua_State *L, int core);
+
+/* exception.c */
+int al_msgh(lua_State *L); /* message handler of protected calls into user code */
+void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
+void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(ctx) */
+void al_push_description(lua_State *L, int idx); /* tostring(v), or a placeholder if it raises */
+void al_exception_open(lua_State *L, int core);
 
 /* errors.c */
 void al_error_push(lua_State *L, const char *cls, const char *msg); /* new error object */
@@ -271,33 +285,32 @@ int al_error_raise(lua_State *L, const char *cls, const char *fmt, ...);
 int al_error_is(lua_State *L, int idx, const char *cls);
 void al_oserror_push(lua_State *L, int err, const char *what); /* the OSError subclass for err */
 int al_oserror_raise(lua_State *L, int err, const char *what);
-void al_errors_open(lua_State *L);
+void al_errors_open(lua_State *L, int core);
 
 /* log.c */
 void al_log(lua_State *L, int level, const char *fmt, ...);
 void al_log_pushed(lua_State *L, int level); /* logs the string on top (popped) */
-void al_log_open(lua_State *L);
+void al_log_open(lua_State *L, int core);
 
 /* debug.c (debug mode) */
 void al_debug_note_creation(lua_State *L, al_Loop *loop, int idx); /* if debug: remember where */
 int al_debug_push_creation(lua_State *L, int idx); /* pushes that traceback or returns 0 */
 int al_debug_push_creation_site(lua_State *L, int idx); /* "file:line", or returns 0 */
 void al_debug_check_thread(lua_State *L, al_Loop *loop);
-void al_debug_open(lua_State *L);
+/* logs "Executing <what> took N seconds" if the callback that began at t0 was slow */
+void al_debug_slow(lua_State *L, al_Loop *loop, double t0, const char *what, ...);
+void al_debug_open(lua_State *L, int core);
 
 /* threadsafe.c */
 void al_ts_init(al_Loop *loop);
 void al_ts_drain(lua_State *L, al_Loop *loop);
 void al_ts_close(al_Loop *loop);
 int al_call_threadsafe(al_Loop *loop, aloop_cfn fn, void (*drop)(void *), void *ud);
+void al_sigint_install(al_Loop *loop);  /* aloop's SIGINT handler (KeyboardInterrupt) */
+void al_sigint_restore(al_Loop *loop);  /* the handler that was there before */
+void al_sigint_disable_thread(void);    /* this thread never installs it (remote loops) */
 
 /* embed.c */
 int al_l_loop_pending(lua_State *L); /* core._loop_pending(loop): see aloop.busted */
-void al_sigint_install(al_Loop *loop);
-void al_sigint_restore(al_Loop *loop);
-void al_sigint_disable_thread(void);
-
-/* threadpool.c: marshalling, concurrent futures, pools and remote loops (src/threads.h) */
-void al_threads_open(lua_State *L);
 
 #endif

@@ -120,7 +120,7 @@ static const luaL_Reg log_funcs[] = {
 };
 
 /* module.log = the logger table (the module table is on top). */
-void al_log_open(lua_State *L) {
+void al_log_open(lua_State *L, int core) {
   al_state(L)->log_level = AL_LOG_INFO;
   luaL_newlib(L, log_funcs);
   for (int i = 0; level_names[i]; i++) {
@@ -128,5 +128,5 @@ void al_log_open(lua_State *L) {
     lua_pushcclosure(L, l_log_at, 1);
     lua_setfield(L, -2, level_names[i]);
   }
-  lua_setfield(L, -2, "log");
+  lua_setfield(L, core, "log");
 }

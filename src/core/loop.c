@@ -1,8 +1,8 @@
 /*
 ** The event loop: one libev loop, a FIFO ready queue of handles and task steps, a timer heap
-** (handle.c) and the iteration that ties them together (al_loop_run_once, asyncio's _run_once).
-** Also the exception handler and the loop's Lua methods. Every call into Lua is protected:
-** nothing longjmps through ev_run.
+** (handle.c) and the iteration that ties them together (al_loop_run_once, asyncio's _run_once),
+** and the loop's Lua methods. Every call into Lua is protected: nothing longjmps through ev_run.
+** The exception handler is in exception.c.
 */
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +14,6 @@
 
 const char al_key_state = 0;
 static const char key_loops = 0;  /* weak table: light userdata al_Loop* -> loop userdata */
-static const char key_lasttb = 0; /* the traceback of the last error seen by al_msgh */
 
 #define READY_MIN 64
 
@@ -104,157 +103,6 @@ void al_ready_push(lua_State *L, al_Loop *loop) {
 static inline long ready_count(al_Loop *loop) { return loop->ready_tail - loop->ready_head; }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Errors and the exception handler. */
-
-/*
-** Message handler for every protected call into user code: remembers a traceback of where the
-** error happened, and stores it in aloop error tables that lack one.
-*/
-int al_msgh(lua_State *L) {
-  luaL_traceback(L, L, NULL, 1);
-  if (al_error_is(L, 1, "Error")) {
-    lua_pushliteral(L, "traceback");
-    if (lua_rawget(L, 1) == LUA_TNIL) {
-      lua_pushliteral(L, "traceback");
-      lua_pushvalue(L, 2);
-      lua_rawset(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_lasttb);
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* Pushes the traceback remembered by the last al_msgh call. */
-void al_push_lasttb(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_lasttb);
-}
-
-static int pcall_tostring(lua_State *L) {
-  luaL_tolstring(L, 1, NULL);
-  return 1;
-}
-
-/* Pushes tostring(v) for the value at idx, or a placeholder if __tostring raises. */
-static void push_description(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  lua_pushcfunction(L, pcall_tostring);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushfstring(L, "<%s (tostring failed)>", luaL_typename(L, idx));
-  }
-}
-
-/* Formats ctx (a table) like asyncio's default handler and writes it to stderr. */
-static void default_handler(lua_State *L, int ctx) {
-  ctx = lua_absindex(L, ctx);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  if (lua_getfield(L, ctx, "message") != LUA_TNIL) {
-    push_description(L, -1);
-    luaL_addvalue(&b);
-  } else {
-    luaL_addstring(&b, "Unhandled error in event loop");
-  }
-  lua_pop(L, 1);
-  static const char *const keys[] = {"task", "future", "handle", "transport", "protocol", NULL};
-  for (int i = 0; keys[i]; i++) {
-    if (lua_getfield(L, ctx, keys[i]) != LUA_TNIL) {
-      luaL_addstring(&b, "\n");
-      luaL_addstring(&b, keys[i]);
-      luaL_addstring(&b, ": ");
-      push_description(L, -1);
-      luaL_addvalue(&b);
-    }
-    lua_pop(L, 1);
-  }
-  int tb_done = 0;
-  if (lua_getfield(L, ctx, "exception") != LUA_TNIL) {
-    luaL_addstring(&b, "\nexception: ");
-    push_description(L, -1);
-    luaL_addvalue(&b);
-    if (lua_istable(L, -1) && lua_getfield(L, -1, "traceback") == LUA_TSTRING) {
-      luaL_addstring(&b, "\n");
-      luaL_addvalue(&b);
-      tb_done = 1;
-    } else if (lua_istable(L, -1)) {
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-  if (!tb_done && lua_getfield(L, ctx, "traceback") == LUA_TSTRING) {
-    luaL_addstring(&b, "\n");
-    luaL_addvalue(&b);
-  } else if (!tb_done) {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, ctx, "stack") == LUA_TSTRING) {
-    luaL_addstring(&b, "\n");
-    luaL_addvalue(&b);
-  } else {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, ctx, "source_traceback") == LUA_TSTRING) {
-    luaL_addstring(&b, "\nObject created at:\n");
-    luaL_addvalue(&b);
-  } else {
-    lua_pop(L, 1);
-  }
-  luaL_pushresult(&b);
-  al_log_pushed(L, AL_LOG_ERROR);
-}
-
-static int l_default_handler_p(lua_State *L) {
-  default_handler(L, 1);
-  return 0;
-}
-
-/*
-** Calls the loop's exception handler with the context table at `ctx`. A handler that raises is
-** itself reported through the default handler; nothing here ever raises.
-*/
-void al_report(lua_State *L, al_Loop *loop, int ctx) {
-  ctx = lua_absindex(L, ctx);
-  int top = lua_gettop(L);
-  if (loop && loop->handler_ref != LUA_NOREF) {
-    lua_pushcfunction(L, al_msgh);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
-    al_push_loop(L, loop);
-    lua_pushvalue(L, ctx);
-    if (lua_pcall(L, 2, 0, top + 1) == LUA_OK) {
-      lua_settop(L, top);
-      return;
-    }
-    /* STACK: msgh, err. A KeyboardInterrupt (Ctrl+C while the handler ran, or raised by it)
-       stops the running loop, as asyncio re-raises it from handlers, instead of being lost. */
-    if (loop->running && al_error_is(L, top + 2, "KeyboardInterrupt")) {
-      loop->interrupted = 1;
-      lua_settop(L, top);
-      return;
-    }
-    lua_createtable(L, 0, 4);
-    lua_pushliteral(L, "Unhandled error in exception handler");
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, top + 2);
-    lua_setfield(L, -2, "exception");
-    al_push_lasttb(L);
-    lua_setfield(L, -2, "traceback");
-    lua_pushvalue(L, ctx);
-    lua_setfield(L, -2, "context");
-    ctx = lua_gettop(L);
-  }
-  lua_pushcfunction(L, l_default_handler_p);
-  lua_pushvalue(L, ctx);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    fprintf(stderr, "aloop: exception handler failed: %s\n",
-            lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
-  }
-  lua_settop(L, top);
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* The iteration. */
 
 static void wake_cb(struct ev_loop *ev, ev_timer *w, int revents) {
@@ -277,23 +125,10 @@ static inline void ready_drop(lua_State *L, al_Loop *loop) {
   loop->ready_head++;
 }
 
-/*
-** Runs loop->batch_left ready entries under the caller's single protected call (no setjmp per
-** callback). Each entry leaves the queue only after it ran, so when a callback raises, the
-** caller still finds its handle at the head for the report.
-*/
 /* Runs the entry at index 2 (a task step or a handle's call). */
 static inline void run_entry(lua_State *L, al_Loop *loop, unsigned char *kind) {
   if (*kind == AL_KIND_TASK) {
-    al_Task *t = (al_Task *)kind;
-    if (t->waking) { /* its sleep() timer fired: step in the next iteration */
-      t->waking = 0;
-      lua_pushvalue(L, 2);
-      al_ready_push(L, loop);
-    } else {
-      t->scheduled = 0;
-      al_task_step(L, t, 2);
-    }
+    al_task_run(L, (al_Task *)kind, 2);
   } else {
     al_Handle *h = (al_Handle *)kind;
     if (!h->cancelled) {
@@ -312,13 +147,18 @@ static void run_entry_timed(lua_State *L, al_Loop *loop, unsigned char *kind) {
   lua_settop(L, 2);
   if (*kind == AL_KIND_HANDLE) lua_getiuservalue(L, 2, 1); /* the function that ran */
   else lua_pushvalue(L, 2);                                /* the task that stepped */
-  push_description(L, -1);
+  al_push_description(L, -1);
   char secs[32];
   snprintf(secs, sizeof secs, "%.3f", dt);
   al_log(L, AL_LOG_WARNING, "Executing %s %s took %s seconds",
          *kind == AL_KIND_TASK ? "a step of" : "callback", lua_tostring(L, -1), secs);
 }
 
+/*
+** Runs loop->batch_left ready entries under the caller's single protected call (no setjmp per
+** callback). Each entry leaves the queue only after it ran, so when a callback raises, the
+** caller still finds its handle at the head for the report.
+*/
 static int run_batch(lua_State *L) {
   al_Loop *loop = lua_touserdata(L, 1);
   while (loop->batch_left > 0 && !loop->interrupted) {
@@ -342,7 +182,7 @@ static void report_callback_error(lua_State *L, al_Loop *loop) {
     int h = lua_gettop(L);
     lua_createtable(L, 0, 4);
     lua_getiuservalue(L, h, 1);
-    push_description(L, -1); /* protected: a failing __tostring must not escape */
+    al_push_description(L, -1); /* protected: a failing __tostring must not escape */
     lua_pushfstring(L, "Exception in callback %s", lua_tostring(L, -1));
     lua_setfield(L, -4, "message");
     lua_pop(L, 2);
@@ -539,37 +379,6 @@ static int loop_create_future(lua_State *L) {
   return 1;
 }
 
-static int loop_set_exception_handler(lua_State *L) {
-  al_Loop *loop = al_checkloop(L, 1);
-  if (!lua_isnoneornil(L, 2) && !lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call"))
-    return luaL_argerror(L, 2, "a callable or nil expected");
-  lua_settop(L, 2);
-  luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
-  loop->handler_ref = lua_isnil(L, 2) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
-  return 0;
-}
-
-static int loop_get_exception_handler(lua_State *L) {
-  al_Loop *loop = al_checkloop(L, 1);
-  if (loop->handler_ref == LUA_NOREF) lua_pushnil(L);
-  else lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
-  return 1;
-}
-
-static int loop_default_exception_handler(lua_State *L) {
-  (void)al_checkloop(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  default_handler(L, 2);
-  return 0;
-}
-
-static int loop_call_exception_handler(lua_State *L) {
-  al_Loop *loop = al_checkloop(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  al_report(L, loop, 2);
-  return 0;
-}
-
 static int loop_set_debug(lua_State *L) {
   al_checkloop(L, 1)->debug = lua_toboolean(L, 2);
   return 0;
@@ -634,10 +443,7 @@ static int loop_close(lua_State *L) {
   /* Failed tasks nobody references any more report "exception was never retrieved" now. */
   lua_gc(L, LUA_GCCOLLECT);
   loop->closed = 1;
-  al_dns_close(L, loop, 1);
-  al_resources_close(L, loop, 1); /* transports, listeners, processes */
-  al_io_close(L, loop, 1);
-  al_signal_close(L, loop, 1);
+  al_resources_close(L, loop, 1); /* transports, listeners, processes, watchers, DNS pool */
   al_State *st = loop->st;
   if (st->default_loop_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->default_loop_ref);
@@ -666,6 +472,16 @@ static int loop_gc(lua_State *L) {
   }
   if (!loop->closed) {
     loop->closed = 1;
+    /* Its own resources go first: a DNS worker finishing later must not post to a freed loop.
+       Their shutdown finds the loop through key_loops, whose weak entry the collector cleared:
+       it is there again meanwhile. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_loops);
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, -2, loop);
+    al_resources_close_own(L, loop, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, loop);
+    lua_pop(L, 1);
     loop_release(L, loop);
   }
   pthread_mutex_destroy(&loop->ts_mu);
@@ -828,10 +644,6 @@ static const luaL_Reg loop_methods[] = {
     {"call_later", loop_call_later},
     {"call_at", loop_call_at},
     {"create_future", loop_create_future},
-    {"set_exception_handler", loop_set_exception_handler},
-    {"get_exception_handler", loop_get_exception_handler},
-    {"default_exception_handler", loop_default_exception_handler},
-    {"call_exception_handler", loop_call_exception_handler},
     {"set_debug", loop_set_debug},
     {"get_debug", loop_get_debug},
     {NULL, NULL},
@@ -847,8 +659,8 @@ static const luaL_Reg module_funcs[] = {
     {NULL, NULL},
 };
 
-/* Registers the Loop class; the module table is on top. core.Loop is the method table. */
-void al_loop_open(lua_State *L) {
+/* Registers the Loop class; core.Loop is its method table (io, signal, process, task add to it). */
+void al_loop_open(lua_State *L, int core) {
   lua_newtable(L); /* weak registry of loops, for pushing a loop from C */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
@@ -858,11 +670,8 @@ void al_loop_open(lua_State *L) {
 
   al_newmt(L, AL_LOOP_MT, AL_MT_LOOP);
   luaL_newlib(L, loop_methods);
-  al_io_open(L);
-  al_signal_open(L);
-  al_process_open(L);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "Loop"); /* module.Loop = methods */
+  lua_setfield(L, core, "Loop");
   lua_pushnil(L);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, loop_index, 2);
@@ -877,5 +686,7 @@ void al_loop_open(lua_State *L) {
   lua_pushcfunction(L, loop_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
+  lua_pushvalue(L, core);
   luaL_setfuncs(L, module_funcs, 0);
+  lua_pop(L, 1);
 }

@@ -7,12 +7,11 @@
 ** Also sleep(), current_task() and all_tasks().
 */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/internal.h"
 
-const char al_key_throw = 0;
+static const char key_throw = 0; /* marker: "resume by raising the next value" */
 static const char key_yield0 = 0; /* what sleep(0) yields: "step me again soon" */
 static const char key_sleep = 0;  /* what sleep(d > 0) yields: "the timer heap wakes me" */
 
@@ -21,7 +20,7 @@ al_Task *al_totask(lua_State *L, int idx) {
   return f && f->kind == AL_KIND_TASK ? (al_Task *)f : NULL;
 }
 
-static al_Task *checktask(lua_State *L, int idx) {
+al_Task *al_checktask(lua_State *L, int idx) {
   al_Task *t = al_totask(L, idx);
   if (!t) luaL_typeerror(L, idx, "aloop Task");
   return t;
@@ -217,126 +216,180 @@ static void push_cancel_error(lua_State *L, al_Task *t, int tidx) {
   lua_remove(L, -2);
 }
 
+static int task_request_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
+static void task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
+
 /*
-** One step (asyncio's Task.__step): resume the coroutine, then look at what it did. A yielded
-** future becomes the waiter (the task is woken by its completion); a bare yield means "run me
-** again soon"; returning or raising finishes the task.
+** Cancels what a task waits on (at widx): a task through its own cancel (which passes the request
+** on down the chain), any other future directly. 1 if that was requested.
 */
-void al_task_step(lua_State *L, al_Task *t, int tidx) {
-  tidx = lua_absindex(L, tidx);
-  if (t->fut.state != AL_PENDING) return;
-  al_Loop *loop = t->fut.loop;
-  lua_State *co = t->co;
-  int base = lua_gettop(L);
-  int nargs;
+static int cancel_awaited(lua_State *L, al_Future *w, int widx, int msgidx) {
+  return w->kind == AL_KIND_TASK ? task_request_cancel(L, (al_Task *)w, widx, msgidx)
+                                 : al_future_cancel(L, w, widx, msgidx);
+}
+
+/*
+** Step phase 1: what the coroutine resumes with. Pushes it onto the coroutine and returns how
+** many values, or -1 when the task ends here (cancelled before its body ever ran).
+*/
+static int step_prepare(lua_State *L, al_Task *t, int tidx) {
   lua_pushnil(L);
   lua_setiuservalue(L, tidx, AL_FUV_WAITER);
   if (!t->started) {
     t->started = 1;
-    if (t->must_cancel) { /* cancelled before it ever ran: the body never starts */
+    if (t->must_cancel) {
       task_set_cancelled(L, t, tidx, 0);
-      return;
+      return -1;
     }
-    nargs = lua_gettop(co) - 1;
-  } else if (t->must_cancel) {
-    t->must_cancel = 0;
-    lua_pushlightuserdata(co, (void *)&al_key_throw);
-    push_cancel_error(L, t, tidx);
-    lua_xmove(L, co, 1);
-    nargs = 2;
-  } else {
-    nargs = 0;
+    return lua_gettop(t->co) - 1; /* the body's arguments */
   }
+  if (t->must_cancel) { /* throw CancelledError in at the suspension point */
+    t->must_cancel = 0;
+    lua_pushlightuserdata(t->co, (void *)&key_throw);
+    push_cancel_error(L, t, tidx);
+    lua_xmove(L, t->co, 1);
+    return 2;
+  }
+  return 0;
+}
+
+/* Step phase 2: resumes the coroutine as the loop's current task. */
+static int step_resume(lua_State *L, al_Task *t, int nargs, int *nres) {
+  al_Loop *loop = t->fut.loop;
   al_Task *prev = loop->current_task;
   lua_State *prev_L = loop->cur_L;
   loop->current_task = t;
-  loop->cur_L = co;
-  int nres = 0;
-  int status = lua_resume(co, L, nargs, &nres);
+  loop->cur_L = t->co;
+  int status = lua_resume(t->co, L, nargs, nres);
   loop->current_task = prev;
   loop->cur_L = prev_L;
+  return status;
+}
 
-  if (status == LUA_YIELD) {
-    if (nres == 1 && lua_touserdata(co, -1) == &key_yield0) { /* sleep(0) */
-      lua_pop(co, 1);
-      schedule_step(L, t, tidx);
-      return;
-    }
-    if (nres == 1 && lua_touserdata(co, -1) == &key_sleep) { /* sleep(d): in the timer heap */
-      lua_pop(co, 1);
-      if (t->must_cancel) al_task_cancel_sleep(L, t, tidx); /* cancel() ran during this step */
-      return;
-    }
-    if (nres == 0) lua_pushnil(L);
-    else lua_xmove(co, L, 1);
-    if (nres > 1) lua_pop(co, nres - 1);
-    al_Future *w = al_tofuture(L, -1);
-    if (!w || w->loop != loop) {
-      /* Only aloop's own suspension points yield futures; anything else is a misuse that we
-         cannot resume sensibly: the task fails (to-be-closed variables are closed). */
-      lua_pushfstring(L, "aloop: bad yield from a task (%s); suspend with aloop functions, "
-                         "not coroutine.yield", w ? "a future of another loop"
-                                                  : nres == 0 ? "no value" : luaL_typename(L, -1));
-      luaL_traceback(L, co, NULL, 0); /* where it yielded, for the report */
-      lua_resetthread(co);
-      task_finished(L, t, tidx);
-      al_future_set_exception(L, &t->fut, tidx, -2, -1);
-      lua_settop(L, base);
-      return;
-    }
-    if (w->state != AL_PENDING) {
-      schedule_step(L, t, tidx);
-    } else {
-      lua_pushvalue(L, -1);
-      lua_setiuservalue(L, tidx, AL_FUV_WAITER);
-      lua_pushvalue(L, tidx);
-      al_future_add_callback(L, w, -2, -1);
-      lua_pop(L, 1);
-      if (t->must_cancel) {
-        /* cancel() ran during this step: pass it on to what we now wait for */
-        int m = 0;
-        if (t->has_cmsg) {
-          lua_getiuservalue(L, tidx, AL_FUV_CMSG);
-          m = lua_gettop(L);
-        }
-        int ok = w->kind == AL_KIND_TASK ? al_task_cancel(L, (al_Task *)w, base + 1, m)
-                                          : al_future_cancel(L, w, base + 1, m);
-        if (ok) t->must_cancel = 0;
-      }
-    }
-    lua_settop(L, base);
+/*
+** Step phase 3, it yielded: sleep(0) runs it again soon, sleep(d) left it in the timer heap, a
+** pending future of this loop becomes its waiter (its completion wakes the task), a finished one
+** runs it again soon; any other yield is a misuse that fails the task.
+*/
+static void step_yielded(lua_State *L, al_Task *t, int tidx, int nres) {
+  lua_State *co = t->co;
+  int base = lua_gettop(L);
+  if (nres == 1 && lua_touserdata(co, -1) == &key_yield0) { /* sleep(0) */
+    lua_pop(co, 1);
+    schedule_step(L, t, tidx);
     return;
   }
-
-  if (status == LUA_OK) {
-    /* STACK(co): true, results... | false, err, tb */
-    int ok = lua_toboolean(co, 1);
-    lua_xmove(co, L, nres);
-    int first = base + 2;
-    if (ok) {
-      if (t->must_cancel) {
-        task_set_cancelled(L, t, tidx, 0);
-      } else {
-        task_finished(L, t, tidx);
-        al_future_set_result(L, &t->fut, tidx, first, nres - 1);
-      }
-    } else if (al_error_is(L, first, "CancelledError")) {
-      lua_getfield(L, first, "message");
-      task_set_cancelled(L, t, tidx, lua_gettop(L));
-    } else {
-      task_finished(L, t, tidx);
-      if (al_error_is(L, first, "KeyboardInterrupt")) loop->interrupted = 1;
-      al_future_set_exception(L, &t->fut, tidx, first, first + 1);
-    }
-    lua_settop(L, base);
+  if (nres == 1 && lua_touserdata(co, -1) == &key_sleep) { /* sleep(d): in the timer heap */
+    lua_pop(co, 1);
+    if (t->must_cancel) task_cancel_sleep(L, t, tidx); /* cancel() ran during this step */
     return;
   }
+  if (nres == 0) lua_pushnil(L);
+  else lua_xmove(co, L, 1);
+  if (nres > 1) lua_pop(co, nres - 1);
+  al_Future *w = al_tofuture(L, -1);
+  if (!w || w->loop != t->fut.loop) {
+    /* Only aloop's own suspension points yield futures; anything else is a misuse that we
+       cannot resume sensibly: the task fails (to-be-closed variables are closed). */
+    lua_pushfstring(L, "aloop: bad yield from a task (%s); suspend with aloop functions, "
+                       "not coroutine.yield", w ? "a future of another loop"
+                                                : nres == 0 ? "no value" : luaL_typename(L, -1));
+    luaL_traceback(L, co, NULL, 0); /* where it yielded, for the report */
+    lua_resetthread(co);
+    task_finished(L, t, tidx);
+    al_future_set_exception(L, &t->fut, tidx, -2, -1);
+  } else if (w->state != AL_PENDING) {
+    schedule_step(L, t, tidx);
+  } else {
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, tidx, AL_FUV_WAITER);
+    lua_pushvalue(L, tidx);
+    al_future_add_callback(L, w, -2, -1);
+    lua_pop(L, 1);
+    if (t->must_cancel) { /* cancel() ran during this step: pass it on to what we now wait for */
+      int m = 0;
+      if (t->has_cmsg) {
+        lua_getiuservalue(L, tidx, AL_FUV_CMSG);
+        m = lua_gettop(L);
+      }
+      if (cancel_awaited(L, w, base + 1, m)) t->must_cancel = 0;
+    }
+  }
+  lua_settop(L, base);
+}
 
-  /* An error outside the protected body (out of memory, a failing __close): still an error. */
-  lua_xmove(co, L, 1);
+/* Step phase 3, the body returned or raised (STACK(co): true, results... | false, err, tb). */
+static void step_returned(lua_State *L, al_Task *t, int tidx, int nres) {
+  int base = lua_gettop(L);
+  int ok = lua_toboolean(t->co, 1);
+  lua_xmove(t->co, L, nres);
+  int first = base + 2;
+  if (ok) {
+    if (t->must_cancel) {
+      task_set_cancelled(L, t, tidx, 0);
+    } else {
+      task_finished(L, t, tidx);
+      al_future_set_result(L, &t->fut, tidx, first, nres - 1);
+    }
+  } else if (al_error_is(L, first, "CancelledError")) {
+    lua_getfield(L, first, "message");
+    task_set_cancelled(L, t, tidx, lua_gettop(L));
+  } else {
+    task_finished(L, t, tidx);
+    if (al_error_is(L, first, "KeyboardInterrupt")) t->fut.loop->interrupted = 1;
+    al_future_set_exception(L, &t->fut, tidx, first, first + 1);
+  }
+  lua_settop(L, base);
+}
+
+/* Step phase 3, an error outside the protected body (out of memory, a failing __close). */
+static void step_failed(lua_State *L, al_Task *t, int tidx) {
+  lua_xmove(t->co, L, 1);
   task_finished(L, t, tidx);
   al_future_set_exception(L, &t->fut, tidx, -1, 0);
-  lua_settop(L, base);
+  lua_pop(L, 1);
+}
+
+/*
+** One step (asyncio's Task.__step), in phases: prepare what to resume with, resume, then act
+** on what the coroutine did (yielded, returned or raised, or failed outside its body).
+*/
+static void task_step(lua_State *L, al_Task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  if (t->fut.state != AL_PENDING) return;
+  int nargs = step_prepare(L, t, tidx);
+  if (nargs < 0) return;
+  int nres = 0;
+  int status = step_resume(L, t, nargs, &nres);
+  if (status == LUA_YIELD) step_yielded(L, t, tidx, nres);
+  else if (status == LUA_OK) step_returned(L, t, tidx, nres);
+  else step_failed(L, t, tidx);
+}
+
+/*
+** The task's entry reached the head of the ready queue (its userdata at tidx): a task woken by
+** its sleep() timer passes once more through the queue (as asyncio's timer completes a future
+** whose callback schedules the step); any other steps now.
+*/
+void al_task_run(lua_State *L, al_Task *t, int tidx) {
+  if (t->waking) {
+    t->waking = 0;
+    lua_pushvalue(L, tidx);
+    al_ready_push(L, t->fut.loop);
+  } else {
+    t->scheduled = 0;
+    task_step(L, t, tidx);
+  }
+}
+
+/* A future the task waits on finished (the task userdata on top, popped): it steps soon. */
+void al_task_wake_waiter(lua_State *L, al_Task *t) {
+  if (!t->scheduled && t->fut.state == AL_PENDING) {
+    t->scheduled = 1;
+    al_ready_push(L, t->fut.loop);
+  } else {
+    lua_pop(L, 1);
+  }
 }
 
 /*
@@ -344,7 +397,7 @@ void al_task_step(lua_State *L, al_Task *t, int tidx) {
 ** where the timer completes a future whose callback schedules the step, the task passes once
 ** through the ready queue in the timer's turn (waking) and steps in the next iteration.
 */
-void al_task_wake(lua_State *L, al_Task *t) {
+void al_task_wake_sleeper(lua_State *L, al_Task *t) {
   t->sleep_seq = 0;
   if (!t->scheduled && t->fut.state == AL_PENDING) {
     t->scheduled = t->waking = 1;
@@ -355,7 +408,7 @@ void al_task_wake(lua_State *L, al_Task *t) {
 }
 
 /* A sleeping task is cancelled: its heap entry becomes dead and its next step throws. */
-void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx) {
+static void task_cancel_sleep(lua_State *L, al_Task *t, int tidx) {
   if (t->sleep_seq) {
     t->sleep_seq = 0;
     al_timer_cancelled(L, t->fut.loop);
@@ -367,7 +420,7 @@ void al_task_cancel_sleep(lua_State *L, al_Task *t, int tidx) {
 ** Requests cancellation (asyncio's Task.cancel): cancels the awaited future if there is one,
 ** otherwise arranges for CancelledError to be raised at the next step. 1 if requested.
 */
-int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx) {
+static int task_request_cancel(lua_State *L, al_Task *t, int tidx, int msgidx) {
   if (t->fut.state != AL_PENDING) return 0;
   tidx = lua_absindex(L, tidx);
   t->num_cancels++;
@@ -378,13 +431,11 @@ int al_task_cancel(lua_State *L, al_Task *t, int tidx, int msgidx) {
   }
   if (t->sleep_seq) { /* in sleep(): void the timer entry and raise CancelledError now */
     t->must_cancel = 1;
-    al_task_cancel_sleep(L, t, tidx);
+    task_cancel_sleep(L, t, tidx);
     return 1;
   }
   if (lua_getiuservalue(L, tidx, AL_FUV_WAITER) != LUA_TNIL) {
-    al_Future *w = al_tofuture(L, -1);
-    int ok = w->kind == AL_KIND_TASK ? al_task_cancel(L, (al_Task *)w, -1, msgidx)
-                                      : al_future_cancel(L, w, -1, msgidx);
+    int ok = cancel_awaited(L, al_tofuture(L, -1), -1, msgidx);
     lua_pop(L, 1);
     if (ok) return 1; /* the waiter's completion wakes us with CancelledError */
   } else {
@@ -431,7 +482,7 @@ static void note_arrival(lua_State *L, al_Future *f, int fidx) {
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   int fidx = (int)ctx;
-  if (lua_gettop(L) >= fidx + 2 && lua_touserdata(L, fidx + 1) == &al_key_throw) {
+  if (lua_gettop(L) >= fidx + 2 && lua_touserdata(L, fidx + 1) == &key_throw) {
     lua_settop(L, fidx + 2);
     return throw_in(L);
   }
@@ -468,7 +519,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   int nargs = (int)ctx;
   int top = 1 + nargs;
-  if (lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &al_key_throw) {
+  if (lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &key_throw) {
     lua_settop(L, top + 2);
     return throw_in(L);
   }
@@ -494,7 +545,7 @@ static int l_sleep(lua_State *L) {
   }
   al_Loop *loop = t->fut.loop;
   al_anchor_push(L, &loop->tasks, t->slot);
-  al_timer_sleep(L, loop, t, lua_gettop(L), al_now() + delay);
+  t->sleep_seq = al_timer_sleep(L, loop, t, lua_gettop(L), al_now() + delay);
   lua_pop(L, 1);
   lua_pushlightuserdata(L, (void *)&key_sleep);
   return lua_yieldk(L, 1, nargs, sleep_k);
@@ -504,18 +555,18 @@ static int l_sleep(lua_State *L) {
 /* Lua methods. */
 
 static int task_cancel(lua_State *L) {
-  al_Task *t = checktask(L, 1);
-  lua_pushboolean(L, al_task_cancel(L, t, 1, lua_isnoneornil(L, 2) ? 0 : 2));
+  al_Task *t = al_checktask(L, 1);
+  lua_pushboolean(L, task_request_cancel(L, t, 1, lua_isnoneornil(L, 2) ? 0 : 2));
   return 1;
 }
 
 static int task_cancelling(lua_State *L) {
-  lua_pushinteger(L, checktask(L, 1)->num_cancels);
+  lua_pushinteger(L, al_checktask(L, 1)->num_cancels);
   return 1;
 }
 
 static int task_uncancel(lua_State *L) {
-  al_Task *t = checktask(L, 1);
+  al_Task *t = al_checktask(L, 1);
   if (t->num_cancels > 0) t->num_cancels--;
   if (t->num_cancels == 0) t->must_cancel = 0; /* rescinds a pending request (Python 3.13) */
   lua_pushinteger(L, t->num_cancels);
@@ -533,12 +584,12 @@ static void push_name(lua_State *L, al_Task *t, int tidx) {
 }
 
 static int task_get_name(lua_State *L) {
-  push_name(L, checktask(L, 1), 1);
+  push_name(L, al_checktask(L, 1), 1);
   return 1;
 }
 
 static int task_set_name(lua_State *L) {
-  checktask(L, 1);
+  al_checktask(L, 1);
   luaL_checkany(L, 2);
   lua_pushstring(L, luaL_tolstring(L, 2, NULL));
   lua_setiuservalue(L, 1, AL_FUV_NAME);
@@ -546,7 +597,7 @@ static int task_set_name(lua_State *L) {
 }
 
 static int task_get_coro(lua_State *L) {
-  checktask(L, 1);
+  al_checktask(L, 1);
   lua_getiuservalue(L, 1, AL_FUV_CORO);
   return 1;
 }
@@ -555,102 +606,9 @@ static int task_no_set(lua_State *L) {
   return luaL_error(L, "aloop: Task does not support set_result() or set_exception()");
 }
 
-/*
-** get_stack([limit]): the frames of the suspended coroutine, innermost first, as tables
-** {source=, line=, name=}; aloop's own C frames are left out. Empty once the task is done.
-*/
-static int task_get_stack(lua_State *L) {
-  al_Task *t = checktask(L, 1);
-  lua_Integer limit = luaL_optinteger(L, 2, 1000);
-  lua_newtable(L);
-  if (!t->co || !t->started) return 1;
-  lua_Debug ar;
-  int n = 0;
-  for (int level = 0; n < limit && lua_getstack(t->co, level, &ar); level++) {
-    lua_getinfo(t->co, "Sln", &ar);
-    if (ar.currentline < 0) continue; /* C functions: the await machinery */
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, ar.short_src);
-    lua_setfield(L, -2, "source");
-    lua_pushinteger(L, ar.currentline);
-    lua_setfield(L, -2, "line");
-    if (ar.name) lua_pushfstring(L, "function '%s'", ar.name);
-    else if (*ar.what == 'm') lua_pushliteral(L, "main chunk");
-    else lua_pushfstring(L, "function <%s:%d>", ar.short_src, ar.linedefined);
-    lua_setfield(L, -2, "name");
-    lua_rawseti(L, -2, ++n);
-  }
-  return 1;
-}
-
-static int task_tostring(lua_State *L);
-
-/* Pushes "Stack for <Task ...> (most recent call last):" and one line a frame. */
-static int stack_text(lua_State *L) {
-  checktask(L, 1);
-  lua_settop(L, 1);
-  lua_pushcfunction(L, task_get_stack);
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  int frames = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_pushcfunction(L, task_tostring);
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  lua_pushfstring(L, "Stack for %s (most recent call last):\n", lua_tostring(L, -1));
-  lua_remove(L, -2);
-  luaL_addvalue(&b);
-  lua_Integer n = luaL_len(L, frames);
-  if (n == 0) luaL_addstring(&b, "No stack for this task.\n");
-  for (lua_Integer i = n; i >= 1; i--) {
-    lua_rawgeti(L, frames, i);
-    lua_getfield(L, -1, "source");
-    lua_getfield(L, -2, "line");
-    lua_getfield(L, -3, "name");
-    lua_pushfstring(L, "  %s:%d: in %s\n", lua_tostring(L, -3), (int)lua_tointeger(L, -2),
-                    lua_tostring(L, -1));
-    lua_replace(L, -5);
-    lua_pop(L, 3);
-    luaL_addvalue(&b);
-  }
-  luaL_pushresult(&b);
-  return 1;
-}
-
-/* Pushes the stack text of the task at idx (for reports); never raises. */
-void al_task_push_stack_text(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  lua_pushcfunction(L, stack_text);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    lua_pushliteral(L, "(no stack)");
-  }
-}
-
-/* print_stack([file]): the stack text to file (default stdout). */
-static int task_print_stack(lua_State *L) {
-  checktask(L, 1);
-  lua_settop(L, 2);
-  lua_pushcfunction(L, stack_text);
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  if (lua_isnil(L, 2)) {
-    fputs(lua_tostring(L, -1), stdout);
-    fflush(stdout);
-  } else {
-    lua_getfield(L, 2, "write");
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, -3);
-    lua_call(L, 2, 0);
-  }
-  return 0;
-}
-
 /* "<Task pending name='Task-1'>"; in debug mode also " created at file:line". */
 static int task_tostring(lua_State *L) {
-  al_Task *t = checktask(L, 1);
+  al_Task *t = al_checktask(L, 1);
   push_name(L, t, 1);
   const char *name = luaL_tolstring(L, -1, NULL);
   if (al_debug_push_creation_site(L, 1)) lua_pushfstring(L, " created at %s", lua_tostring(L, -1));
@@ -719,8 +677,6 @@ static const luaL_Reg task_methods[] = {
     {"get_name", task_get_name},
     {"set_name", task_set_name},
     {"get_coro", task_get_coro},
-    {"get_stack", task_get_stack},
-    {"print_stack", task_print_stack},
     {"set_result", task_no_set},
     {"set_exception", task_no_set},
     {NULL, NULL},
@@ -736,14 +692,14 @@ static const luaL_Reg module_funcs[] = {
     {NULL, NULL},
 };
 
-void al_task_open(lua_State *L) {
+void al_task_open(lua_State *L, int core) {
   al_newmt(L, AL_TASK_MT, AL_MT_TASK);
   lua_newtable(L);
   luaL_setfuncs(L, al_future_methods, 0);
   luaL_setfuncs(L, task_methods, 0);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "Task"); /* module.Task = methods */
-  lua_getfield(L, -3, "Loop");
+  lua_setfield(L, core, "Task"); /* core.Task = methods */
+  lua_getfield(L, core, "Loop");
   lua_pushcfunction(L, loop_create_task);
   lua_setfield(L, -2, "create_task");
   lua_pop(L, 1);
@@ -753,5 +709,7 @@ void al_task_open(lua_State *L) {
   lua_pushcfunction(L, al_future_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  lua_pushvalue(L, core);
   luaL_setfuncs(L, module_funcs, 0);
+  lua_pop(L, 1);
 }

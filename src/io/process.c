@@ -25,6 +25,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -34,11 +35,24 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "util/thread.h"
+
+#define REAPER_STACK (64 * 1024) /* the reaper thread only calls waitpid */
 
 #define AL_PROCESS_MT "aloop.SubprocessTransport"
 
 /* Stdio specs as subprocess.lua passes them (the values of aio.subprocess.*, as in Python). */
-enum { SPEC_PIPE = -1, SPEC_STDOUT = -2, SPEC_DEVNULL = -3 };
+enum { SPEC_PIPE = -1, SPEC_STDOUT = -2, SPEC_DEVNULL = -3, SPEC_INHERIT = -100 };
+
+/*
+** Our pipes get 1 MiB of kernel buffer (Linux: up to /proc/sys/fs/pipe-max-size, 1 MiB by
+** default): more moves per wake-up of either side; the default 64 KiB costs a context switch
+** per 64 KiB.
+*/
+#define PIPE_SIZE (1 << 20)
+
+#define POLL_FIRST 0.001 /* without a pidfd: first waitpid poll, doubling up to POLL_MAX */
+#define POLL_MAX 0.1
 
 enum {
   PUV_STATE = 1, /* a Lua table: protocol, pipe transports, waiters (subprocess.lua) */
@@ -72,8 +86,7 @@ static void stop_watching(al_Process *p) {
   if (p->pidfd >= 0) {
     al_watch_stop(p->loop, &p->pidw);
   } else {
-    ev_timer_stop(p->loop->ev, &p->pollw);
-    p->loop->nwatchers--;
+    al_watch_timer_stop(p->loop, &p->pollw);
   }
   if (p->pidfd >= 0) {
     close(p->pidfd);
@@ -147,7 +160,7 @@ static void poll_cb(struct ev_loop *ev, ev_timer *w, int revents) {
     exited(L, p);
     return;
   }
-  if (w->repeat < 0.1) w->repeat *= 2;
+  if (w->repeat < POLL_MAX) w->repeat *= 2;
   ev_timer_again(ev, w);
 }
 
@@ -167,13 +180,9 @@ static void proc_shutdown(lua_State *L, void *obj) {
   stop_watching(p);
   if (!try_reap(NULL, p)) {
     pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    if (al_thread_create(&th, &attr, reaper_thread, (void *)(intptr_t)p->pid) != 0)
+    if (al_thread_create(&th, AL_THREAD_DETACHED, REAPER_STACK, reaper_thread,
+                         (void *)(intptr_t)p->pid) != 0)
       al_log(L, AL_LOG_WARNING, "aloop: cannot start a thread to reap child %d", (int)p->pid);
-    pthread_attr_destroy(&attr);
     p->reaped = 1; /* by the thread: never signal this pid again */
     p->status = INT32_MIN;
   }
@@ -233,12 +242,160 @@ static void close_fds(int *fds, int n) {
     if (fds[i] >= 0) close(fds[i]), fds[i] = -1;
 }
 
+/* What the child's stdin, stdout and stderr become: a SPEC_* or an fd of ours to dup. */
+typedef struct SpawnStdio {
+  int spec[3];
+  int target_fd[3];   /* spec 0: this fd */
+  al_Socket *socks[3]; /* SPEC_PIPE: the socket object owning our end */
+  int child_end[3];   /* SPEC_PIPE: the child's end, closed here once it is spawned */
+} SpawnStdio;
+
+/* Spawn phase 1: the stdio specs at args 3-5 (nil inherits). */
+static void spawn_check_stdio(lua_State *L, SpawnStdio *io) {
+  for (int i = 0; i < 3; i++) {
+    int idx = 3 + i;
+    io->socks[i] = NULL;
+    io->child_end[i] = -1;
+    if (lua_isnil(L, idx)) io->spec[i] = SPEC_INHERIT;
+    else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) < 0) {
+      io->spec[i] = (int)lua_tointeger(L, idx);
+      if (io->spec[i] < SPEC_DEVNULL || (io->spec[i] == SPEC_STDOUT && i != 2))
+        luaL_argerror(L, idx, "invalid stdio value");
+    } else {
+      io->spec[i] = 0;
+      io->target_fd[i] = al_checkfd(L, idx);
+    }
+  }
+}
+
+/* Spawn phase 1: pass_fds at arg 8, sorted, in an array kept alive on the stack. */
+static int *spawn_check_pass_fds(lua_State *L, int *npass) {
+  int n = lua_isnil(L, 8) ? 0 : (int)luaL_len(L, 8);
+  int *pass = lua_newuserdatauv(L, sizeof(int) * (size_t)(n + 1), 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 8, i + 1);
+    int isnum;
+    lua_Integer fd = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || fd < 3 || fd > INT_MAX) luaL_error(L, "aloop: pass_fds: invalid fd");
+    if (fcntl((int)fd, F_GETFD) < 0) al_oserror_raise(L, errno, "pass_fds");
+    pass[i] = (int)fd;
+    lua_pop(L, 1);
+  }
+  qsort(pass, (size_t)n, sizeof(int), cmp_int);
+  *npass = n;
+  return pass;
+}
+
+/* Spawn phase 2: the transport userdata (pushed) and the pipe socket objects (pushed, or nils). */
+static al_Process *spawn_new_process(lua_State *L, al_Loop *loop, SpawnStdio *io) {
+  al_Process *p = lua_newuserdatauv(L, sizeof *p, PUV_N);
+  memset(p, 0, sizeof *p);
+  p->hdr.shutdown = proc_shutdown;
+  p->loop = loop;
+  p->pidfd = -1;
+  p->ref = LUA_NOREF;
+  luaL_setmetatable(L, AL_PROCESS_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, PUV_STATE);
+  for (int i = 0; i < 3; i++) {
+    if (io->spec[i] == SPEC_PIPE) io->socks[i] = al_socket_new(L, -1, 0, 0);
+    else lua_pushnil(L);
+  }
+  return p;
+}
+
+/* Spawn phase 3: the pipes, and the file actions that put each stdio in place. 0 or errno. */
+static int spawn_plan_stdio(SpawnStdio *io, posix_spawn_file_actions_t *fa) {
+  int err = 0;
+  for (int i = 0; i < 3 && !err; i++) {
+    if (io->spec[i] == SPEC_PIPE) {
+      int fds[2];
+      if (pipe2(fds, O_CLOEXEC) < 0) return errno;
+      io->socks[i]->fd = i == 0 ? fds[1] : fds[0]; /* owned by the socket object from now on */
+      io->child_end[i] = i == 0 ? fds[0] : fds[1];
+      fcntl(io->socks[i]->fd, F_SETFL, fcntl(io->socks[i]->fd, F_GETFL) | O_NONBLOCK);
+      fcntl(fds[0], F_SETPIPE_SZ, PIPE_SIZE);
+      err = posix_spawn_file_actions_adddup2(fa, io->child_end[i], i);
+    } else if (io->spec[i] == SPEC_DEVNULL) {
+      err = posix_spawn_file_actions_addopen(fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+    } else if (io->spec[i] == SPEC_STDOUT) {
+      err = posix_spawn_file_actions_adddup2(fa, 1, 2);
+    } else if (io->spec[i] == 0) {
+      err = posix_spawn_file_actions_adddup2(fa, io->target_fd[i], i);
+    }
+  }
+  return err;
+}
+
+/*
+** Spawn phase 3: the child keeps 0-2 and pass_fds (dup2 onto itself clears their close-on-exec
+** flag), closes every other fd, and starts in cwd. 0 or errno.
+*/
+static int spawn_plan_fds(posix_spawn_file_actions_t *fa, const int *pass, int npass,
+                          const char *cwd) {
+  int err = 0, next = 3;
+  for (int i = 0; i < npass && !err; i++) {
+    if (pass[i] < next) continue; /* duplicate */
+    for (int fd = next; fd < pass[i] && !err; fd++) err = posix_spawn_file_actions_addclose(fa, fd);
+    if (!err) err = posix_spawn_file_actions_adddup2(fa, pass[i], pass[i]);
+    next = pass[i] + 1;
+  }
+  if (!err) err = posix_spawn_file_actions_addclosefrom_np(fa, next);
+  if (!err && cwd) err = posix_spawn_file_actions_addchdir_np(fa, cwd);
+  return err;
+}
+
+/* Spawn phase 4: starts the program with default signal dispositions and an empty mask. */
+static int spawn_exec(pid_t *pid, char **argv, char **envp, posix_spawn_file_actions_t *fa) {
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  int err = strchr(argv[0], '/') ? posix_spawn(pid, argv[0], fa, &attr, argv, envp)
+                                 : posix_spawnp(pid, argv[0], fa, &attr, argv, envp);
+  posix_spawnattr_destroy(&attr);
+  return err;
+}
+
+/* Spawn failed: closes our pipe ends and raises OSError naming the program (or a missing cwd). */
+static int spawn_fail(lua_State *L, SpawnStdio *io, int err, const char *prog, const char *cwd) {
+  for (int i = 0; i < 3; i++)
+    if (io->socks[i]) al_socket_close(io->socks[i]);
+  if (cwd && err == ENOENT && access(cwd, F_OK) < 0) lua_pushfstring(L, "cwd '%s'", cwd);
+  else lua_pushfstring(L, "'%s'", prog);
+  return al_oserror_raise(L, err, lua_tostring(L, -1));
+}
+
+/* Spawn phase 5: watch for the exit (a pidfd, else polling) and keep the transport registered. */
+static void spawn_watch(lua_State *L, al_Process *p, int pidx) {
+  p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+  if (p->pidfd >= 0) {
+    ev_io_init(&p->pidw, pidfd_cb, p->pidfd, EV_READ);
+    p->pidw.data = p;
+    al_watch_start(p->loop, &p->pidw);
+  } else {
+    ev_timer_init(&p->pollw, poll_cb, POLL_FIRST, POLL_FIRST);
+    p->pollw.data = p;
+    al_watch_timer_start(p->loop, &p->pollw);
+  }
+  p->watching = 1;
+  lua_pushvalue(L, pidx);
+  p->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  al_resource_add(L, p->loop, pidx);
+}
+
 /*
 ** core._spawn(loop, argv, stdin, stdout, stderr, cwd, env, pass_fds)
 **   -> transport, sock_stdin|nil, sock_stdout|nil, sock_stderr|nil
 ** Each stdio spec: nil (inherit), -1 PIPE, -2 STDOUT (stderr only), -3 DEVNULL, or an fd (an
 ** integer, a Lua file or an object with :fileno()). The socket objects own the parent's ends of
 ** the pipes (non-blocking, close-on-exec). Raises OSError (errno ENOENT: program not found).
+** In phases, as libuv's uv_spawn: check the arguments, make the objects (everything that can
+** raise comes before the first fd), plan the child's fds, spawn, watch for the exit.
 */
 static int l_spawn(lua_State *L) {
   al_Loop *loop = al_checkloop(L, 1);
@@ -251,127 +408,24 @@ static int l_spawn(lua_State *L) {
   if (luaL_len(L, 2) < 1) return luaL_error(L, "aloop: the program is missing");
   char **argv = string_array(L, 2, 0);
   char **envp = lua_isnil(L, 7) ? environ : string_array(L, 7, 1);
-  int spec[3], target_fd[3];
-  for (int i = 0; i < 3; i++) {
-    int idx = 3 + i;
-    if (lua_isnil(L, idx)) spec[i] = -100;
-    else if (lua_isinteger(L, idx) && lua_tointeger(L, idx) < 0) {
-      spec[i] = (int)lua_tointeger(L, idx);
-      if (spec[i] < SPEC_DEVNULL || (spec[i] == SPEC_STDOUT && i != 2))
-        return luaL_argerror(L, idx, "invalid stdio value");
-    } else {
-      spec[i] = 0;
-      target_fd[i] = al_checkfd(L, idx);
-    }
-  }
-  int npass = lua_isnil(L, 8) ? 0 : (int)luaL_len(L, 8);
-  int *pass = lua_newuserdatauv(L, sizeof(int) * (size_t)(npass + 1), 0);
-  for (int i = 0; i < npass; i++) {
-    lua_rawgeti(L, 8, i + 1);
-    int isnum;
-    lua_Integer fd = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || fd < 3 || fd > 65535) return luaL_error(L, "aloop: pass_fds: invalid fd");
-    if (fcntl((int)fd, F_GETFD) < 0) return al_oserror_raise(L, errno, "pass_fds");
-    pass[i] = (int)fd;
-    lua_pop(L, 1);
-  }
-  qsort(pass, (size_t)npass, sizeof(int), cmp_int);
+  SpawnStdio io;
+  spawn_check_stdio(L, &io);
+  int npass;
+  int *pass = spawn_check_pass_fds(L, &npass);
 
-  /* Everything that can raise is allocated before the first fd is made. */
-  al_Process *p = lua_newuserdatauv(L, sizeof *p, PUV_N);
-  memset(p, 0, sizeof *p);
-  p->hdr.shutdown = proc_shutdown;
-  p->loop = loop;
-  p->pidfd = -1;
-  p->ref = LUA_NOREF;
-  luaL_setmetatable(L, AL_PROCESS_MT);
-  int pidx = lua_gettop(L);
-  lua_newtable(L);
-  lua_setiuservalue(L, pidx, PUV_STATE);
-  al_Socket *socks[3] = {NULL, NULL, NULL};
-  for (int i = 0; i < 3; i++) {
-    if (spec[i] == SPEC_PIPE) socks[i] = al_socket_new(L, -1, 0, 0);
-    else lua_pushnil(L);
-  }
+  al_Process *p = spawn_new_process(L, loop, &io);
+  int pidx = lua_gettop(L) - 3;
+
   posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
-  int child_end[3] = {-1, -1, -1};
-  int err = 0;
-  for (int i = 0; i < 3 && !err; i++) {
-    if (spec[i] == SPEC_PIPE) {
-      int fds[2];
-      if (pipe2(fds, O_CLOEXEC) < 0) {
-        err = errno;
-        break;
-      }
-      socks[i]->fd = i == 0 ? fds[1] : fds[0]; /* owned by the socket object from now on */
-      child_end[i] = i == 0 ? fds[0] : fds[1];
-      fcntl(socks[i]->fd, F_SETFL, fcntl(socks[i]->fd, F_GETFL) | O_NONBLOCK);
-      /* A bigger pipe (Linux: up to /proc/sys/fs/pipe-max-size, 1 MiB by default) moves more
-         per wake-up of either side; the default 64 KiB costs a context switch per 64 KiB. */
-      fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
-      err = posix_spawn_file_actions_adddup2(&fa, child_end[i], i);
-    } else if (spec[i] == SPEC_DEVNULL) {
-      err = posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
-    } else if (spec[i] == SPEC_STDOUT) {
-      err = posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    } else if (spec[i] == 0) {
-      err = posix_spawn_file_actions_adddup2(&fa, target_fd[i], i);
-    }
-  }
-  /* The child keeps 0-2 and pass_fds (dup2 onto itself clears their close-on-exec flag). */
-  int next = 3;
-  for (int i = 0; i < npass && !err; i++) {
-    if (pass[i] < next) continue; /* duplicate */
-    for (int fd = next; fd < pass[i] && !err; fd++) err = posix_spawn_file_actions_addclose(&fa, fd);
-    if (!err) err = posix_spawn_file_actions_adddup2(&fa, pass[i], pass[i]);
-    next = pass[i] + 1;
-  }
-  if (!err) err = posix_spawn_file_actions_addclosefrom_np(&fa, next);
-  if (!err && cwd) err = posix_spawn_file_actions_addchdir_np(&fa, cwd);
-  if (!err) {
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    pid_t pid;
-    err = strchr(argv[0], '/') ? posix_spawn(&pid, argv[0], &fa, &attr, argv, envp)
-                               : posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
-    if (!err) p->pid = pid;
-  }
+  int err = spawn_plan_stdio(&io, &fa);
+  if (!err) err = spawn_plan_fds(&fa, pass, npass, cwd);
+  if (!err) err = spawn_exec(&p->pid, argv, envp, &fa);
   posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  close_fds(child_end, 3);
-  if (err) {
-    for (int i = 0; i < 3; i++)
-      if (socks[i]) al_socket_close(socks[i]);
-    if (cwd && err == ENOENT && access(cwd, F_OK) < 0)
-      lua_pushfstring(L, "cwd '%s'", cwd);
-    else
-      lua_pushfstring(L, "'%s'", argv[0]);
-    return al_oserror_raise(L, err, lua_tostring(L, -1));
-  }
+  close_fds(io.child_end, 3);
+  if (err) return spawn_fail(L, &io, err, argv[0], cwd);
 
-  /* Watch for the exit. */
-  p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-  if (p->pidfd >= 0) {
-    ev_io_init(&p->pidw, pidfd_cb, p->pidfd, EV_READ);
-    p->pidw.data = p;
-    al_watch_start(loop, &p->pidw);
-  } else {
-    ev_timer_init(&p->pollw, poll_cb, 0.001, 0.001);
-    p->pollw.data = p;
-    ev_timer_again(loop->ev, &p->pollw);
-    loop->nwatchers++;
-  }
-  p->watching = 1;
-  lua_pushvalue(L, pidx);
-  p->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  al_resource_add(L, loop, pidx);
+  spawn_watch(L, p, pidx);
   return 4; /* transport and the three socket objects or nils */
 }
 
@@ -464,7 +518,7 @@ static const luaL_Reg proc_methods[] = {
 
 /* STACK: module, loop metatable, loop methods. core.SubprocessTransport is the method table
    (subprocess.lua adds the Lua methods to it). */
-void al_process_open(lua_State *L) {
+void al_process_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_PROCESS_MT)) {
     luaL_newlib(L, proc_methods);
     lua_setfield(L, -2, "__index");
@@ -472,10 +526,10 @@ void al_process_open(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_getfield(L, -1, "__index");
-  lua_setfield(L, -5, "SubprocessTransport");
-  lua_setfield(L, -4, "_SubprocessTransport_mt");
+  lua_setfield(L, core, "SubprocessTransport");
+  lua_setfield(L, core, "_SubprocessTransport_mt");
   lua_pushcfunction(L, l_spawn);
-  lua_setfield(L, -4, "_spawn");
+  lua_setfield(L, core, "_spawn");
   lua_pushcfunction(L, l_zombies);
-  lua_setfield(L, -4, "_zombies");
+  lua_setfield(L, core, "_zombies");
 }

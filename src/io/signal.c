@@ -31,6 +31,7 @@ static al_Loop *owners[NSIG];
 static pthread_mutex_t owners_mu = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct al_SigWatcher {
+  al_Resource hdr;
   ev_signal sig;
   al_Loop *loop;
 } al_SigWatcher;
@@ -63,7 +64,7 @@ static void push_watchers(lua_State *L, int loopidx) {
 
 static void signal_cb(struct ev_loop *ev, ev_signal *w, int revents) {
   (void)ev, (void)revents;
-  al_SigWatcher *sw = (al_SigWatcher *)w;
+  al_SigWatcher *sw = w->data;
   al_Loop *loop = sw->loop;
   lua_State *L = loop->L;
   if (!L) return;
@@ -80,8 +81,8 @@ static int stop_watcher(lua_State *L, al_Loop *loop, int loopidx, int signo) {
   push_watchers(L, loopidx);
   al_SigWatcher *sw = lua_rawgeti(L, -1, signo) == LUA_TNIL ? NULL : lua_touserdata(L, -1);
   if (sw) {
-    ev_signal_stop(loop->ev, &sw->sig);
-    loop->nwatchers--;
+    al_watch_signal_stop(loop, &sw->sig);
+    al_resource_remove_internal(L, loop, sw);
     lua_pushnil(L);
     lua_rawseti(L, -3, signo);
     pthread_mutex_lock(&owners_mu);
@@ -94,6 +95,14 @@ static int stop_watcher(lua_State *L, al_Loop *loop, int loopidx, int signo) {
   }
   lua_pop(L, 2);
   return sw != NULL;
+}
+
+/* loop:close() with the handler still installed (core/resource.c). */
+static void sigwatcher_shutdown(lua_State *L, void *obj) {
+  al_SigWatcher *sw = obj;
+  al_push_loop(L, sw->loop);
+  stop_watcher(L, sw->loop, lua_gettop(L), sw->sig.signum);
+  lua_pop(L, 1);
 }
 
 /* loop:add_signal_handler(sig, fn, ...): fn(...) runs as a loop callback at each delivery. */
@@ -120,6 +129,7 @@ static int loop_add_signal_handler(lua_State *L) {
   al_handle_new(L, loop, 3, nargs, 0);
   int h = lua_gettop(L);
   al_SigWatcher *sw = lua_newuserdatauv(L, sizeof *sw, 1);
+  sw->hdr.shutdown = sigwatcher_shutdown;
   sw->loop = loop;
   lua_pushvalue(L, h);
   lua_setiuservalue(L, -2, 1);
@@ -128,11 +138,12 @@ static int loop_add_signal_handler(lua_State *L) {
     loop->sigint_watched = 1;
   }
   ev_signal_init(&sw->sig, signal_cb, signo);
+  sw->sig.data = sw;
   push_watchers(L, 1);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, signo);
-  ev_signal_start(loop->ev, &sw->sig);
-  loop->nwatchers++;
+  al_resource_add_internal(L, loop, h + 1);
+  al_watch_signal_start(loop, &sw->sig);
   lua_settop(L, h);
   return 1;
 }
@@ -145,30 +156,21 @@ static int loop_remove_signal_handler(lua_State *L) {
   return 1;
 }
 
-/* Stops every signal watcher of the loop (close). */
-void al_signal_close(lua_State *L, al_Loop *loop, int loopidx) {
-  for (int signo = 1; signo < NSIG; signo++) {
-    push_watchers(L, loopidx);
-    int has = lua_rawgeti(L, -1, signo) != LUA_TNIL;
-    lua_pop(L, 2);
-    if (has) stop_watcher(L, loop, loopidx, signo);
-  }
-}
-
 static const luaL_Reg signal_methods[] = {
     {"add_signal_handler", loop_add_signal_handler},
     {"remove_signal_handler", loop_remove_signal_handler},
     {NULL, NULL},
 };
 
-/* Adds the methods to the loop method table on top; module.signal (names -> numbers) goes to
-   the module table three slots below it (module, metatable, methods). */
-void al_signal_open(lua_State *L) {
+/* The methods go to core.Loop; core.signal maps names to numbers. */
+void al_signal_open(lua_State *L, int core) {
+  lua_getfield(L, core, "Loop");
   luaL_setfuncs(L, signal_methods, 0);
+  lua_pop(L, 1);
   lua_newtable(L);
   for (int i = 0; signal_names[i].name; i++) {
     lua_pushinteger(L, signal_names[i].signo);
     lua_setfield(L, -2, signal_names[i].name);
   }
-  lua_setfield(L, -4, "signal");
+  lua_setfield(L, core, "signal");
 }

@@ -1,7 +1,10 @@
 /*
-** File-descriptor watchers: loop:add_reader/remove_reader/add_writer/remove_writer. One ev_io
-** per (fd, direction), kept in the loop's attribute table under a private key while active, so
-** a watcher is never collected while libev still uses it. The callback runs as a ready handle.
+** Watchers. First the only code that starts and stops libev watchers of any kind (fd, timer,
+** signal) on behalf of loop objects and keeps loop->nwatchers, which decides whether an
+** iteration with ready callbacks polls at all (loop.c). Then loop:add_reader/remove_reader/
+** add_writer/remove_writer: one ev_io per (fd, direction), kept in the loop's attribute table
+** while active (so libev never uses a collected watcher) and registered with the loop's resources
+** (core/resource.c), which stop it at loop:close(). The callback runs as a ready handle.
 */
 #include <errno.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 static const char key_watchers = 0; /* per-loop table: fd*2+dir -> watcher userdata */
 
 typedef struct al_Watcher {
+  al_Resource hdr;
   ev_io io;
   al_Loop *loop;
   int fd, dir;
@@ -58,10 +62,7 @@ static void push_watchers(lua_State *L, int loopidx) {
   lua_remove(L, -2);
 }
 
-/*
-** The only code that counts active watchers: loop->nwatchers decides whether an iteration with
-** ready callbacks polls at all (loop.c), so every watcher of every kind starts and stops here.
-*/
+/* The only code that counts active watchers: every watcher of every kind starts and stops here. */
 void al_watch_start(al_Loop *loop, ev_io *w) {
   if (ev_is_active(w)) return;
   ev_io_start(loop->ev, w);
@@ -74,9 +75,33 @@ void al_watch_stop(al_Loop *loop, ev_io *w) {
   loop->nwatchers--;
 }
 
+void al_watch_timer_start(al_Loop *loop, ev_timer *w) {
+  if (ev_is_active(w)) return;
+  ev_timer_start(loop->ev, w);
+  loop->nwatchers++;
+}
+
+void al_watch_timer_stop(al_Loop *loop, ev_timer *w) {
+  if (!ev_is_active(w)) return;
+  ev_timer_stop(loop->ev, w);
+  loop->nwatchers--;
+}
+
+void al_watch_signal_start(al_Loop *loop, ev_signal *w) {
+  if (ev_is_active(w)) return;
+  ev_signal_start(loop->ev, w);
+  loop->nwatchers++;
+}
+
+void al_watch_signal_stop(al_Loop *loop, ev_signal *w) {
+  if (!ev_is_active(w)) return;
+  ev_signal_stop(loop->ev, w);
+  loop->nwatchers--;
+}
+
 static void watcher_cb(struct ev_loop *ev, ev_io *w, int revents) {
   (void)ev, (void)revents;
-  al_Watcher *wt = (al_Watcher *)w;
+  al_Watcher *wt = w->data;
   al_Loop *loop = wt->loop;
   lua_State *L = loop->L;
   if (!L) return;
@@ -95,13 +120,21 @@ static int stop_watcher(lua_State *L, al_Loop *loop, int loopidx, int fd, int di
   lua_Integer key = (lua_Integer)fd * 2 + dir;
   al_Watcher *wt = lua_rawgeti(L, -1, key) == LUA_TNIL ? NULL : lua_touserdata(L, -1);
   if (wt) {
-    ev_io_stop(loop->ev, &wt->io);
-    loop->nwatchers--;
+    al_watch_stop(loop, &wt->io);
+    al_resource_remove_internal(L, loop, wt);
     lua_pushnil(L);
     lua_rawseti(L, -3, key);
   }
   lua_pop(L, 2);
   return wt != NULL;
+}
+
+/* loop:close() with the watcher still active (core/resource.c). */
+static void watcher_shutdown(lua_State *L, void *obj) {
+  al_Watcher *wt = obj;
+  al_push_loop(L, wt->loop);
+  stop_watcher(L, wt->loop, lua_gettop(L), wt->fd, wt->dir);
+  lua_pop(L, 1);
 }
 
 static int remove_watcher(lua_State *L, int dir) {
@@ -122,17 +155,19 @@ static int add_watcher(lua_State *L, int dir) {
   al_handle_new(L, loop, 3, nargs, 0);
   int h = lua_gettop(L);
   al_Watcher *wt = lua_newuserdatauv(L, sizeof *wt, 1);
+  wt->hdr.shutdown = watcher_shutdown;
   wt->loop = loop;
   wt->fd = fd;
   wt->dir = dir;
   lua_pushvalue(L, h);
   lua_setiuservalue(L, -2, 1);
   ev_io_init(&wt->io, watcher_cb, fd, dir ? EV_WRITE : EV_READ);
+  wt->io.data = wt;
   push_watchers(L, 1);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, (lua_Integer)fd * 2 + dir);
-  ev_io_start(loop->ev, &wt->io);
-  loop->nwatchers++;
+  al_resource_add_internal(L, loop, h + 1);
+  al_watch_start(loop, &wt->io);
   lua_settop(L, h);
   return 1;
 }
@@ -142,31 +177,14 @@ static int loop_add_writer(lua_State *L) { return add_watcher(L, 1); }
 static int loop_remove_reader(lua_State *L) { return remove_watcher(L, 0); }
 static int loop_remove_writer(lua_State *L) { return remove_watcher(L, 1); }
 
-/* Stops every fd watcher of the loop (close). */
-void al_io_close(lua_State *L, al_Loop *loop, int loopidx) {
-  push_watchers(L, loopidx);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    al_Watcher *wt = lua_touserdata(L, -1);
-    if (loop->ev) ev_io_stop(loop->ev, &wt->io);
-    loop->nwatchers--;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_getiuservalue(L, loopidx, 1);
-  lua_pushnil(L);
-  lua_rawsetp(L, -2, &key_watchers);
-  lua_pop(L, 1);
-}
-
 /*
-** core._fd_read(fd [, max]): one read(2) of up to max bytes (default 65536) from a readable fd.
-** Returns the bytes, "" when nothing is available now (EAGAIN), or nil at end of file.
-** Raw, unbuffered: for the REPL's stdin until the streams of the networking layer exist.
+** core._fd_read(fd [, max]): one read(2) of up to max bytes (default AL_READ_SIZE) from a
+** readable fd. Returns the bytes, "" when nothing is available now (EAGAIN), or nil at end of
+** file. Raw, unbuffered: the REPL reads its stdin with it, one line editor's worth at a time.
 */
 static int l_fd_read(lua_State *L) {
   int fd = al_checkfd(L, 1);
-  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  lua_Integer max = luaL_optinteger(L, 2, AL_READ_SIZE);
   luaL_argcheck(L, max > 0 && max <= (1 << 24), 2, "size out of range");
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, (size_t)max);
@@ -197,13 +215,13 @@ static const luaL_Reg io_methods[] = {
     {NULL, NULL},
 };
 
-/* Adds the fd-watcher methods to the loop method table on top of the stack; the raw helpers go
-   to the module table, three slots below it (module, metatable, methods). */
-void al_io_open(lua_State *L) {
+/* The fd-watcher methods go to core.Loop; the raw fd helpers to core. */
+void al_io_open(lua_State *L, int core) {
+  lua_getfield(L, core, "Loop");
   luaL_setfuncs(L, io_methods, 0);
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_fd_read);
-  lua_setfield(L, -4, "_fd_read");
+  lua_setfield(L, core, "_fd_read");
   lua_pushcfunction(L, l_isatty);
-  lua_setfield(L, -4, "_isatty");
-  al_net_open(L);
+  lua_setfield(L, core, "_isatty");
 }

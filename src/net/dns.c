@@ -1,10 +1,11 @@
 /*
 ** Name resolution that never blocks the loop: loop:getaddrinfo/getnameinfo for names that need
-** a lookup run getaddrinfo(3)/getnameinfo(3) on a small pool of worker threads of their own (at
+** a lookup run getaddrinfo(3)/getnameinfo(3) on a job pool of their own (util/jobpool.c: at
 ** most DNS_THREADS per loop, started on demand, so a lookup never queues behind
 ** run_in_executor work). A finished lookup goes back to the loop thread as a thread-safe call
-** (the loop's ev_async), which completes the future. Literal addresses and "localhost" never
-** come here (socket.c resolves them at once).
+** (the loop's ev_async), which completes the future. The pool is one of the loop's own resources
+** (core/resource.c): loop:close() drops its queued lookups. Literal addresses and "localhost"
+** never come here (socket.c resolves them at once).
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,15 +15,24 @@
 #include <string.h>
 
 #include "net/net.h"
+#include "util/jobpool.h"
+#include "util/thread.h"
 
 #define DNS_THREADS 4
 
-static const char key_dns = 0; /* loop attribute: userdata holding the loop's DnsPool pointer */
+static const char key_dns = 0; /* loop attribute: the loop's DnsBox */
 
 typedef struct DnsPool DnsPool;
 
+/* The loop's handle on its pool: a resource of the loop (core/resource.c) while the pool runs. */
+typedef struct DnsBox {
+  al_Resource hdr;
+  DnsPool *pool;
+  al_Loop *loop;
+} DnsBox;
+
 typedef struct DnsJob {
-  struct DnsJob *next;
+  al_Job job; /* first: the pool's queue links it */
   int reverse; /* getnameinfo */
   char *host;
   char port[16];
@@ -35,12 +45,9 @@ typedef struct DnsJob {
 } DnsJob;
 
 struct DnsPool {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  DnsJob *head, *tail;
-  int nthreads, idle, closing;
-  int refs;      /* the loop's reference + one per thread */
-  al_Loop *loop; /* NULL once the loop is closed */
+  al_JobPool pool; /* first; its mu also guards refs and loop */
+  int refs;        /* the loop's reference + one per thread */
+  al_Loop *loop;   /* NULL once the loop is closed */
 };
 
 static void job_free(void *ud) {
@@ -50,12 +57,11 @@ static void job_free(void *ud) {
   free(j);
 }
 
-static void pool_release(DnsPool *p) { /* called with p->mu held; unlocks */
+static void pool_release(DnsPool *p) { /* called with the pool's mu held; unlocks */
   int last = --p->refs == 0;
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&p->pool.mu);
   if (!last) return;
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
+  al_jobpool_destroy(&p->pool);
   free(p);
 }
 
@@ -83,54 +89,73 @@ static void job_done(lua_State *L, void *ud) {
   job_free(j);
 }
 
-static void *worker(void *arg) {
-  DnsPool *p = arg;
-  pthread_mutex_lock(&p->mu);
-  for (;;) {
-    while (!p->head && !p->closing) {
-      p->idle++;
-      pthread_cond_wait(&p->cv, &p->mu);
-      p->idle--;
-    }
-    DnsJob *j = p->head;
-    if (!j) break; /* closing, nothing queued */
-    p->head = j->next;
-    if (!p->head) p->tail = NULL;
-    pthread_mutex_unlock(&p->mu);
-    if (j->reverse)
-      j->err = getnameinfo((struct sockaddr *)&j->ss, j->sslen, j->hbuf, sizeof j->hbuf, j->sbuf,
-                           sizeof j->sbuf, NI_NUMERICSERV);
-    else
-      j->err = al_gai_call(j->host, j->port, &j->hints, &j->res);
-    pthread_mutex_lock(&p->mu);
-    if (!p->loop || al_call_threadsafe(p->loop, job_done, job_free, j) != 0) job_free(j);
-  }
-  p->nthreads--;
+/* On a worker thread: one lookup; its result goes to the loop thread (if the loop still runs). */
+static void run_job(al_JobPool *pool, al_Job *job, void **state) {
+  (void)state;
+  DnsPool *p = (DnsPool *)pool;
+  DnsJob *j = (DnsJob *)job;
+  if (j->reverse)
+    j->err = getnameinfo((struct sockaddr *)&j->ss, j->sslen, j->hbuf, sizeof j->hbuf, j->sbuf,
+                         sizeof j->sbuf, NI_NUMERICSERV);
+  else
+    j->err = al_gai_call(j->host, j->port, &j->hints, &j->res);
+  pthread_mutex_lock(&pool->mu);
+  if (!p->loop || al_call_threadsafe(p->loop, job_done, job_free, j) != 0) job_free(j);
+  pthread_mutex_unlock(&pool->mu);
+}
+
+static void worker_exit(al_JobPool *pool, void *state) {
+  (void)state;
+  pthread_mutex_lock(&pool->mu);
+  pool_release((DnsPool *)pool);
+}
+
+/* loop:close(): no more results for this loop; queued lookups are dropped (core/resource.c). */
+static void dns_shutdown(lua_State *L, void *obj) {
+  DnsBox *box = obj;
+  DnsPool *p = box->pool;
+  box->pool = NULL;
+  al_resource_remove_internal(L, box->loop, box);
+  pthread_mutex_lock(&p->pool.mu);
+  p->loop = NULL;
+  al_jobpool_close(&p->pool);
+  al_Job *j = al_jobpool_take_all(&p->pool);
   pool_release(p);
-  return NULL;
+  while (j) {
+    al_Job *next = j->next;
+    job_free(j);
+    j = next;
+  }
 }
 
 /* The loop's pool, created on first use. */
 static DnsPool *get_pool(lua_State *L, al_Loop *loop, int loopidx) {
   lua_getiuservalue(L, loopidx, 1);
-  DnsPool **pp = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+  DnsBox *box = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
   lua_pop(L, 1);
-  if (!pp) {
-    pp = lua_newuserdatauv(L, sizeof *pp, 0);
-    *pp = NULL;
+  if (!box) {
+    box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->hdr.shutdown = dns_shutdown;
+    box->pool = NULL;
+    box->loop = loop;
     lua_rawsetp(L, -2, &key_dns);
   }
   lua_pop(L, 1);
-  if (!*pp) {
+  if (!box->pool) {
     DnsPool *p = calloc(1, sizeof *p);
-    if (!p) luaL_error(L, "not enough memory");
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    if (!p || al_jobpool_init(&p->pool, DNS_THREADS, AL_THREAD_DETACHED, run_job, worker_exit)) {
+      free(p);
+      luaL_error(L, "not enough memory");
+    }
     p->refs = 1;
     p->loop = loop;
-    *pp = p;
+    box->pool = p;
+    lua_getiuservalue(L, loopidx, 1);
+    lua_rawgetp(L, -1, &key_dns);
+    al_resource_add_internal(L, loop, -1);
+    lua_pop(L, 2);
   }
-  return *pp;
+  return box->pool;
 }
 
 /* Queues the job (a thread starts when none is idle) and pushes its new future. */
@@ -139,30 +164,18 @@ static int submit(lua_State *L, al_Loop *loop, DnsJob *j) {
   al_future_new(L, loop, 1);
   lua_pushvalue(L, -1);
   j->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  pthread_mutex_lock(&p->mu);
-  if (p->idle == 0 && p->nthreads < DNS_THREADS) {
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (al_thread_create(&th, &attr, worker, p) == 0) {
-      p->nthreads++;
-      p->refs++;
-    }
-    pthread_attr_destroy(&attr);
-  }
-  if (p->nthreads == 0) { /* no thread could start: fail the lookup, never block the loop */
-    pthread_mutex_unlock(&p->mu);
+  pthread_mutex_lock(&p->pool.mu);
+  int started = p->pool.nthreads;
+  int nthreads = al_jobpool_push(&p->pool, &j->job);
+  p->refs += nthreads - started;
+  if (nthreads == 0) { /* no thread could start: fail the lookup, never block the loop */
+    al_jobpool_take_all(&p->pool); /* j, the only job queued */
+    pthread_mutex_unlock(&p->pool.mu);
     luaL_unref(L, LUA_REGISTRYINDEX, j->ref);
     job_free(j);
     return luaL_error(L, "aloop: cannot start a DNS thread");
   }
-  j->next = NULL;
-  if (p->tail) p->tail->next = j;
-  else p->head = j;
-  p->tail = j;
-  pthread_cond_signal(&p->cv);
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&p->pool.mu);
   return 1;
 }
 
@@ -208,31 +221,9 @@ static int l_dns_getnameinfo(lua_State *L) {
   return submit(L, loop, j);
 }
 
-/* loop:close(): no more results for this loop; queued lookups are dropped. */
-void al_dns_close(lua_State *L, al_Loop *loop, int loopidx) {
-  lua_getiuservalue(L, loopidx, 1);
-  DnsPool **pp = lua_rawgetp(L, -1, &key_dns) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-  lua_pop(L, 2);
-  if (!pp || !*pp) return;
-  DnsPool *p = *pp;
-  *pp = NULL;
-  pthread_mutex_lock(&p->mu);
-  p->loop = NULL;
-  p->closing = 1;
-  DnsJob *j = p->head;
-  p->head = p->tail = NULL;
-  pthread_cond_broadcast(&p->cv);
-  pool_release(p);
-  while (j) {
-    DnsJob *next = j->next;
-    job_free(j);
-    j = next;
-  }
-}
-
-void al_dns_open(lua_State *L) {
+void al_dns_open(lua_State *L, int core) {
   lua_pushcfunction(L, l_dns_getaddrinfo);
-  lua_setfield(L, -4, "_dns_getaddrinfo");
+  lua_setfield(L, core, "_dns_getaddrinfo");
   lua_pushcfunction(L, l_dns_getnameinfo);
-  lua_setfield(L, -4, "_dns_getnameinfo");
+  lua_setfield(L, core, "_dns_getnameinfo");
 }

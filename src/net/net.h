@@ -1,7 +1,7 @@
 /*
-** Declarations shared by the networking files (socket.c, transport.c, server.c): socket
-** objects and addresses, OSError objects with errno, stream transports and listeners, and the
-** per-loop set of open network objects that loop:close() shuts down.
+** Declarations shared by the networking files (socket.c, server.c, dns.c and the transports):
+** socket objects and addresses, making transports, listeners. The transport object itself and
+** its filter seam are in transport.h, the StreamReader's buffer in stream_reader.h.
 */
 #ifndef ALOOP_NET_H
 #define ALOOP_NET_H
@@ -36,18 +36,18 @@ int al_gai_prepare(lua_State *L, int first, struct addrinfo *hints, const char *
 int al_gai_call(const char *host, const char *port, struct addrinfo *hints, struct addrinfo **res);
 void al_gai_error(lua_State *L, int r, const char *what);
 void al_gai_push(lua_State *L, const struct addrinfo *res);
-void al_net_open(lua_State *L); /* loop methods table on top, module table at -4 */
+void al_socket_open(lua_State *L, int core);
 
 /* transport.c: kinds of transport */
 enum { AL_TR_SOCK, AL_TR_PIPE, AL_TR_DGRAM, AL_TR_DGRAM_CONNECTED /* with a remote address */ };
 void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, int protoidx,
                          int kind);
-void al_transport_open(lua_State *L);
+void al_transport_open(lua_State *L, int core);
 
 /* dns.c */
-void al_dns_open(lua_State *L);
+void al_dns_open(lua_State *L, int core);
 
 /* server.c */
-void al_server_open(lua_State *L);
+void al_server_open(lua_State *L, int core);
 
 #endif

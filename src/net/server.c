@@ -3,7 +3,8 @@
 ** the listening socket accepts in batches with accept4 (non-blocking, close-on-exec), calls the
 ** protocol factory under protection and makes a transport per connection. When the process is
 ** out of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM) accepting pauses for a moment instead of spinning:
-** the pending connections wait in the kernel's backlog until fds are free again.
+** the pending connections wait in the kernel's backlog until fds are free again. In debug mode a
+** slow accept callback (protocol factories, connection_made) is logged as slow callbacks are.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,15 +32,9 @@ static al_Listener *check_ls(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, AL_LISTENER_MT);
 }
 
-static void retry_stop(al_Listener *ls) {
-  if (!ev_is_active(&ls->retry)) return;
-  ev_timer_stop(ls->loop->ev, &ls->retry);
-  ls->loop->nwatchers--;
-}
-
 static void ls_stop(al_Listener *ls) {
   al_watch_stop(ls->loop, &ls->io);
-  retry_stop(ls);
+  al_watch_timer_stop(ls->loop, &ls->retry);
 }
 
 /* Stops accepting for good (the Server closes the socket). */
@@ -103,9 +98,8 @@ static int accept_ready(lua_State *L) {
       lua_settop(L, base);
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         al_watch_stop(ls->loop, &ls->io);
-        ev_timer_set(&ls->retry, ACCEPT_RETRY_DELAY, 0.);
-        ev_timer_start(ls->loop->ev, &ls->retry);
-        ls->loop->nwatchers++;
+        ev_timer_set(&ls->retry, ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY); /* a full delay */
+        al_watch_timer_start(ls->loop, &ls->retry);
       }
       break;
     }
@@ -127,9 +121,11 @@ static int accept_ready(lua_State *L) {
 static void accept_cb(struct ev_loop *ev, ev_io *w, int revents) {
   (void)ev, (void)revents;
   al_Listener *ls = w->data;
-  lua_State *L = ls->loop->L;
+  al_Loop *loop = ls->loop;
+  lua_State *L = loop->L;
   if (!L) return;
   int top = lua_gettop(L);
+  double t0 = loop->debug ? al_now() : 0;
   lua_pushcfunction(L, al_msgh);
   lua_pushcfunction(L, accept_ready);
   lua_pushlightuserdata(L, ls);
@@ -138,12 +134,14 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents) {
     report(L, ls->loop, "Error while accepting a connection", -2, -1);
   }
   lua_settop(L, top);
+  if (loop->debug) /* the protocol factory and connection_made ran in it */
+    al_debug_slow(L, loop, t0, "the accept callback of <aloop.Listener fd=%d>", w->fd);
 }
 
 static void retry_cb(struct ev_loop *ev, ev_timer *w, int revents) {
   (void)ev, (void)revents;
   al_Listener *ls = w->data;
-  ls->loop->nwatchers--; /* a one-shot timer is inactive once it fired */
+  al_watch_timer_stop(ls->loop, w); /* it repeats: active until stopped here */
   if (ls->serving && !ls->closed) al_watch_start(ls->loop, &ls->io);
 }
 
@@ -158,7 +156,7 @@ static int l_listener(lua_State *L) {
   ls->hdr.shutdown = ls_shutdown;
   ls->loop = loop;
   ev_io_init(&ls->io, accept_cb, s->fd, EV_READ);
-  ev_timer_init(&ls->retry, retry_cb, 0., 0.);
+  ev_timer_init(&ls->retry, retry_cb, ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY); /* repeats */
   ls->io.data = ls->retry.data = ls;
   luaL_setmetatable(L, AL_LISTENER_MT);
   for (int i = 1; i <= 3; i++) {
@@ -204,12 +202,12 @@ static const luaL_Reg ls_methods[] = {
     {NULL, NULL},
 };
 
-void al_server_open(lua_State *L) {
+void al_server_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_LISTENER_MT)) {
     luaL_newlib(L, ls_methods);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, l_listener);
-  lua_setfield(L, -4, "_listener");
+  lua_setfield(L, core, "_listener");
 }

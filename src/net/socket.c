@@ -330,7 +330,7 @@ static int sock_sendto(lua_State *L) { return send_common(L, 1); }
 */
 static int recv_common(lua_State *L, int from) {
   al_Socket *s = checkopen(L, 1);
-  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  lua_Integer max = luaL_optinteger(L, 2, AL_READ_SIZE);
   luaL_argcheck(L, max > 0 && max <= (1 << 26), 2, "size out of range");
   struct sockaddr_storage ss;
   socklen_t slen = sizeof ss;
@@ -502,8 +502,7 @@ static int l_oserror(lua_State *L) {
 
 /* ---------------------------------------------------------------------------------------- */
 
-void al_net_open(lua_State *L) {
-  /* STACK: module, loop metatable, loop methods */
+void al_socket_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_SOCKET_MT)) {
     luaL_newlib(L, sock_methods);
     lua_setfield(L, -2, "__index");
@@ -533,14 +532,11 @@ void al_net_open(lua_State *L) {
     lua_pushinteger(L, consts[i].v);
     lua_setfield(L, -2, consts[i].n);
   }
-  lua_setfield(L, -4, "socket");
+  lua_setfield(L, core, "socket");
   lua_pushcfunction(L, l_getaddrinfo);
-  lua_setfield(L, -4, "_getaddrinfo");
+  lua_setfield(L, core, "_getaddrinfo");
   lua_pushcfunction(L, l_oserror);
-  lua_setfield(L, -4, "_oserror");
+  lua_setfield(L, core, "_oserror");
   lua_pushcfunction(L, l_fdobj);
-  lua_setfield(L, -4, "_fdobj");
-  al_transport_open(L);
-  al_server_open(L);
-  al_dns_open(L);
+  lua_setfield(L, core, "_fdobj");
 }

@@ -429,9 +429,9 @@ void al_redis_codec_open(lua_State *L) {
   lua_setfield(L, -2, "codec");
 }
 
-void al_redis_open(lua_State *L) {
+void al_redis_open(lua_State *L, int core) {
   lua_newtable(L);
   al_redis_codec_open(L);
   al_redis_batch_open(L);
-  lua_setfield(L, -2, "_redis"); /* not copied into the public table */
+  lua_setfield(L, core, "_redis"); /* private: aio.redis is the Lua module */
 }

@@ -29,7 +29,7 @@ void al_redis_batch_open(lua_State *L); /* sets `batch` in the table on top */
 /* codec.c */
 void al_redis_codec_open(lua_State *L); /* sets `codec` in the table on top */
 
-/* module.c calls this: core._redis = { codec = ..., batch = ... }. */
-void al_redis_open(lua_State *L);
+/* module.c's parts table: core._redis = { codec = ..., batch = ... } in the core table. */
+void al_redis_open(lua_State *L, int core);
 
 #endif

@@ -143,7 +143,8 @@ void al_cf_set_canceller(al_CFut *cf, void (*fn)(al_CFut *, void *), void (*free
   if (!pending) free_ud(ud);
 }
 
-void al_cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
+/* Calls fn(cf, ud) once the future is done (at once, on this thread, when it is). */
+static void cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
   al_CWaiter *w = malloc(sizeof *w);
   pthread_mutex_lock(&cf->mu);
   if (cf->state == AL_CF_PENDING || cf->state == AL_CF_RUNNING) {
@@ -240,10 +241,10 @@ static int cf_push_outcome(lua_State *L, al_CFut *cf) {
   if (s != AL_CF_FINISHED) return al_error_raise(L, "InvalidStateError", "Result is not ready.");
   int top = lua_gettop(L);
   if (!ok) {
-    al_push_job_error(L, cf->out.p, cf->out.n);
+    al_push_job_error(L, cf->out.p, cf->out.len);
     return lua_error(L);
   }
-  al_unmarshal(L, cf->out.p, cf->out.n);
+  al_unmarshal(L, cf->out.p, cf->out.len);
   return lua_gettop(L) - top;
 }
 
@@ -266,7 +267,7 @@ static int cf_exception(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  al_push_job_error(L, cf->out.p, cf->out.n);
+  al_push_job_error(L, cf->out.p, cf->out.len);
   return 1;
 }
 
@@ -292,12 +293,12 @@ static int wrap_complete_p(lua_State *L) {
   } else if (s == AL_CF_CANCELLED) {
     al_future_cancel(L, f, 1, 0);
   } else if (!ok) {
-    al_push_job_error(L, w->cf->out.p, w->cf->out.n);
+    al_push_job_error(L, w->cf->out.p, w->cf->out.len);
     if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
     else lua_pushnil(L);
     al_future_set_exception(L, f, 1, 2, lua_isnil(L, 3) ? 0 : 3);
   } else {
-    int n = al_unmarshal(L, w->cf->out.p, w->cf->out.n);
+    int n = al_unmarshal(L, w->cf->out.p, w->cf->out.len);
     al_future_set_result(L, f, 1, 2, n);
   }
   return 0;
@@ -345,7 +346,7 @@ static int cf_wrap(lua_State *L) {
   w->signal = signal;
   w->cf = cf;
   al_cf_ref(cf);
-  al_cf_on_done(cf, wrap_notify, w);
+  cf_on_done(cf, wrap_notify, w);
   return 1;
 }
 
@@ -459,7 +460,7 @@ static int l_cf_waitset(lua_State *L) {
   *box = ws;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
-    al_cf_on_done(al_cf_check(L, -1), ws_notify, ws);
+    cf_on_done(al_cf_check(L, -1), ws_notify, ws);
     lua_pop(L, 1);
   }
   return 1;
@@ -519,11 +520,13 @@ static const luaL_Reg cf_methods[] = {
     {"_set_cancelled", cf_set_cancelled}, {"_id", cf_id}, {NULL, NULL},
 };
 
-void al_cfuture_open(lua_State *L) {
+void al_cfuture_open(lua_State *L, int core) {
   luaL_newmetatable(L, AL_CFUTURE_MT);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "_ConcurrentFuture_mt"); /* for the Lua modules' type checks */
   luaL_newlib(L, cf_methods);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */
+  lua_setfield(L, core, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, cf_gc);
   lua_setfield(L, -2, "__gc");
@@ -541,5 +544,5 @@ void al_cfuture_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_cf_waitset);
-  lua_setfield(L, -2, "_cf_waitset");
+  lua_setfield(L, core, "_cf_waitset");
 }

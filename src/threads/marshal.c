@@ -17,28 +17,13 @@ enum { T_NIL = 'n', T_TRUE = 'T', T_FALSE = 'F', T_INT = 'i', T_FLT = 'd', T_STR
 
 #define MAX_DEPTH 200
 
-void al_buf_free(al_Buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->n = b->cap = 0;
-}
-
 static int buf_gc(lua_State *L) {
   al_buf_free(lua_touserdata(L, 1));
   return 0;
 }
 
 static void buf_add(lua_State *L, al_Buf *b, const void *p, size_t n) {
-  if (b->n + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + n) cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q) luaL_error(L, "aloop: out of memory while marshalling");
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, p, n);
-  b->n += n;
+  if (!al_buf_append(b, p, n)) luaL_error(L, "aloop: out of memory while marshalling");
 }
 
 static void buf_byte(lua_State *L, al_Buf *b, char c) { buf_add(L, b, &c, 1); }
@@ -135,12 +120,12 @@ static void enc_function(Enc *e, int idx) {
     }
   }
   buf_byte(L, e->b, T_FUNC);
-  size_t at = e->b->n;
+  size_t at = e->b->len;
   buf_size(L, e->b, 0);
   lua_pushvalue(L, idx);
   lua_dump(L, dump_writer, e->b, 0);
   lua_pop(L, 1);
-  size_t len = e->b->n - at - sizeof(size_t);
+  size_t len = e->b->len - at - sizeof(size_t);
   memcpy(e->b->p + at, &len, sizeof len);
 }
 
@@ -359,7 +344,7 @@ void al_error_bytes(al_Buf *out, const char *msg) {
   memcpy(q, &n, sizeof n), q += sizeof n;
   memcpy(q, msg, n), q += n;
   *q++ = T_NIL;
-  out->n = out->cap = (size_t)(q - out->p);
+  out->len = out->cap = (size_t)(q - out->p);
 }
 
 /* The message handler of a job: {err, traceback} (the traceback is of the worker's stack). */
@@ -499,13 +484,13 @@ void al_push_job_error(lua_State *L, const char *p, size_t len) {
 
 static int l_encode(lua_State *L) {
   al_Buf *b = al_marshal(L, 1, lua_gettop(L), 0, "aloop.thread.encode");
-  lua_pushlstring(L, b->p ? b->p : "", b->n);
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
   return 1;
 }
 
 static int l_encode_call(lua_State *L) {
   al_Buf *b = al_marshal(L, 1, lua_gettop(L), 1, "aloop.thread.encode_call");
-  lua_pushlstring(L, b->p ? b->p : "", b->n);
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
   return 1;
 }
 
@@ -516,11 +501,11 @@ static int l_decode(lua_State *L) {
   return al_unmarshal_data(L, s, n);
 }
 
-void al_marshal_open(lua_State *L) {
+void al_marshal_open(lua_State *L, int core) {
   lua_pushcfunction(L, l_encode);
-  lua_setfield(L, -2, "_encode");
+  lua_setfield(L, core, "_encode");
   lua_pushcfunction(L, l_encode_call);
-  lua_setfield(L, -2, "_encode_call");
+  lua_setfield(L, core, "_encode_call");
   lua_pushcfunction(L, l_decode);
-  lua_setfield(L, -2, "_decode");
+  lua_setfield(L, core, "_decode");
 }

@@ -1,14 +1,15 @@
 /*
 ** Loops in other OS threads (aio.thread.start_loop): a new thread with its own Lua state runs a
-** loop's run_forever (lua/aloop/thread.lua's _serve); the starting state holds a Remote handle.
+** loop's run_forever (serve in lua/aloop/threads/thread.lua); the starting state holds a Remote
+** handle.
 ** Work reaches the remote loop only as marshalled calls posted to its thread-safe queue, under
 ** the handle's mutex while the loop is known to be alive, so nothing is posted to a freed loop.
 */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "threads/threads.h"
+#include "util/thread.h"
 
 #define AL_REMOTE_MT "aloop.RemoteLoop"
 
@@ -48,7 +49,7 @@ static void remote_set_state(Remote *r, int state, al_Loop *loop) {
   pthread_mutex_unlock(&r->mu);
 }
 
-/* core._remote_state(r, "running", loop) / (r, "stopping") / (r, "done"), from _serve. */
+/* core._remote_state(r, "running", loop) / (r, "stopping") / (r, "done"), from serve. */
 static int l_remote_state(lua_State *L) {
   Remote *r = lua_touserdata(L, 1);
   const char *s = luaL_checkstring(L, 2);
@@ -63,20 +64,16 @@ static int l_remote_state(lua_State *L) {
 
 static void *remote_main(void *arg) {
   Remote *r = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, NULL); /* SIGINT goes to the main thread */
-  al_sigint_disable_thread();
+  al_sigint_disable_thread(); /* signals are blocked here (al_thread_create) */
   lua_State *L = al_newstate(r->path, r->cpath);
   if (!L) {
     snprintf(r->err, sizeof r->err, "cannot create a Lua state for the loop's thread");
   } else {
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "aloop");
+    lua_pushliteral(L, "aloop.threads.thread");
     int st = lua_pcall(L, 1, 1, 0);
     if (st == LUA_OK) {
-      lua_getfield(L, -1, "thread");
-      lua_getfield(L, -1, "_serve");
+      lua_getfield(L, -1, "serve");
       lua_pushlightuserdata(L, r);
       st = lua_pcall(L, 1, 0, 0);
     }
@@ -108,22 +105,22 @@ static void post_free(Post *p) {
   free(p);
 }
 
-/* On the remote thread (a thread-safe call): fn(...) or thread._start_coro(cf, fn, ...). */
+/* On the remote thread (a thread-safe call): fn(...), or start_coro(cf, fn, ...) of
+** aloop.threads.thread. */
 static int post_run_p(lua_State *L) {
   Post *p = lua_touserdata(L, 1);
   lua_settop(L, 0);
   if (p->cf) {
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "aloop");
+    lua_pushliteral(L, "aloop.threads.thread");
     lua_call(L, 1, 1);
-    lua_getfield(L, -1, "thread");
-    lua_getfield(L, -1, "_start_coro");
+    lua_getfield(L, -1, "start_coro");
     lua_replace(L, 1);
     lua_settop(L, 1);
     al_cf_push(L, p->cf);
   }
   int base = lua_gettop(L);
-  int n = al_unmarshal(L, p->in.p, p->in.n);
+  int n = al_unmarshal(L, p->in.p, p->in.len);
   lua_call(L, base + n - 1, 0);
   return 0;
 }
@@ -204,16 +201,15 @@ static int remote_run_coro(lua_State *L) {
 
 /*
 ** Cancelling the concurrent future of a coroutine that runs on a remote loop cancels its task
-** there: the cancel hook posts thread._cancel_coro(cf) to the remote loop (the future is marked
-** cancelled at once, as in asyncio). The hook holds a reference to the Remote.
+** there: the cancel hook posts aloop.threads.thread's cancel_coro(cf) to the remote loop (the
+** future is marked cancelled at once, as in asyncio). The hook holds a reference to the Remote.
 */
 static void cancel_run(lua_State *L, void *ud) {
   al_CFut *cf = ud;
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "aloop");
+  lua_pushliteral(L, "aloop.threads.thread");
   lua_call(L, 1, 1);
-  lua_getfield(L, -1, "thread");
-  lua_getfield(L, -1, "_cancel_coro");
+  lua_getfield(L, -1, "cancel_coro");
   al_cf_push(L, cf);
   al_cf_unref(cf); /* the post's reference (the Lua object holds one now) */
   lua_call(L, 1, 0);
@@ -334,7 +330,7 @@ static int l_start_loop(lua_State *L) {
   r->refs = 2;
   r->state = R_STARTING;
   al_copy_paths(L, &r->path, &r->cpath);
-  if (al_thread_create(&r->th, NULL, remote_main, r) != 0) {
+  if (al_thread_create(&r->th, AL_THREAD_JOINABLE, 0, remote_main, r) != 0) {
     r->refs = 1;
     r->joined = 1;
     r->state = R_DONE;
@@ -355,11 +351,13 @@ static const luaL_Reg remote_methods[] = {
     {NULL, NULL},
 };
 
-void al_remote_open(lua_State *L) {
+void al_remote_open(lua_State *L, int core) {
   luaL_newmetatable(L, AL_REMOTE_MT);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "_RemoteLoop_mt"); /* for the Lua modules' type checks */
   luaL_newlib(L, remote_methods);
   lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "RemoteLoop");
+  lua_setfield(L, core, "RemoteLoop");
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, remote_gc);
   lua_setfield(L, -2, "__gc");
@@ -367,9 +365,9 @@ void al_remote_open(lua_State *L) {
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_start_loop);
-  lua_setfield(L, -2, "_start_loop");
+  lua_setfield(L, core, "_start_loop");
   lua_pushcfunction(L, l_remote_state);
-  lua_setfield(L, -2, "_remote_state");
+  lua_setfield(L, core, "_remote_state");
   lua_pushcfunction(L, l_cf_cancel_via);
-  lua_setfield(L, -2, "_cf_cancel_via");
+  lua_setfield(L, core, "_cf_cancel_via");
 }

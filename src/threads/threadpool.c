@@ -1,7 +1,8 @@
 /*
-** Pools of workers (aio.executor.ThreadPool / ProcessPool, the default executor): a job queue
-** under a mutex, worker threads started lazily up to the pool's size, each with its own Lua
-** state (made at its first job, with the main state's package.path/cpath and aloop loaded).
+** Pools of workers (aio.executor.ThreadPool / ProcessPool, the default executor): a job pool
+** (util/jobpool.c: a queue under a mutex, worker threads started lazily up to the pool's size),
+** each worker with its own Lua state (made at its first job, with the main state's
+** package.path/cpath and aloop loaded).
 ** A job is a marshalled function + arguments; its concurrent future gets the marshalled results.
 ** A process pool's worker thread instead forks one child process (no exec: the child keeps only
 ** its end of a socketpair and stdin/out/err, closing every other inherited fd, and builds a fresh
@@ -19,22 +20,21 @@
 #include <unistd.h>
 
 #include "threads/threads.h"
+#include "util/jobpool.h"
+#include "util/thread.h"
 
 #define AL_POOL_MT "aloop.Pool"
 
 typedef struct Job {
-  struct Job *next;
+  al_Job job; /* first: the pool's queue links it */
   al_CFut *cf;
   al_Buf in;
 } Job;
 
 typedef struct Pool {
-  pthread_mutex_t mu;
-  pthread_cond_t cv; /* a job was queued, or shutdown */
-  Job *head, *tail;
-  int max, nthreads, idle, queued, busy; /* busy: queued + running */
-  int shutdown, joined, procs;
-  pthread_t *threads;
+  al_JobPool pool; /* first; closing = shut down; its mu also guards the fields below */
+  int busy;        /* queued + running */
+  int procs;
   char *path, *cpath;
   al_CFut **idlers; /* finished when busy drops to 0 */
   int nidlers;
@@ -72,7 +72,7 @@ static int read_all(int fd, void *p, size_t n) {
 
 /* A frame: [int ok][size_t len][len bytes]. */
 static int frame_write(int fd, int ok, const al_Buf *b) {
-  size_t n = b->n;
+  size_t n = b->len;
   if (write_all(fd, &ok, sizeof ok) || write_all(fd, &n, sizeof n)) return -1;
   return n ? write_all(fd, b->p, n) : 0;
 }
@@ -81,7 +81,7 @@ static int frame_read(int fd, int *ok, al_Buf *b) {
   size_t n;
   if (read_all(fd, ok, sizeof *ok) || read_all(fd, &n, sizeof n)) return -1;
   b->p = n ? malloc(n) : NULL;
-  b->n = b->cap = n;
+  b->len = b->cap = n;
   if (n && (!b->p || read_all(fd, b->p, n))) {
     al_buf_free(b);
     return -1;
@@ -113,7 +113,7 @@ static void child_main(Pool *p) {
     int ok;
     al_Buf in = {0}, out = {0};
     if (frame_read(3, &ok, &in)) break;
-    if (L) ok = al_run_job(L, in.p, in.n, &out);
+    if (L) ok = al_run_job(L, in.p, in.len, &out);
     else ok = 0, al_error_bytes(&out, "aloop.executor: cannot create a Lua state in the worker process");
     al_buf_free(&in);
     fflush(stdout);
@@ -205,54 +205,56 @@ static void finish_idlers(al_CFut **list, int n) {
   free(list);
 }
 
-static void *worker_main(void *arg) {
-  Pool *p = arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, NULL); /* signals go to the loop's thread */
-  lua_State *L = NULL;
-  Child child = {0, -1};
-  pthread_mutex_lock(&p->mu);
-  for (;;) {
-    while (!p->head && !p->shutdown) {
-      p->idle++;
-      pthread_cond_wait(&p->cv, &p->mu);
-      p->idle--;
-    }
-    Job *j = p->head;
-    if (!j) break; /* shut down and nothing left */
-    p->head = j->next;
-    if (!p->head) p->tail = NULL;
-    p->queued--;
-    pthread_mutex_unlock(&p->mu);
-    if (al_cf_start(j->cf)) {
-      al_Buf out = {0};
-      int ok;
-      if (p->procs) {
-        ok = child_run(p, &child, &j->in, &out);
-      } else {
-        if (!L) L = al_newstate(p->path, p->cpath);
-        if (L) ok = al_run_job(L, j->in.p, j->in.n, &out);
-        else ok = 0, al_error_bytes(&out, "aloop.executor: cannot create a Lua state in the worker");
-      }
-      al_cf_finish(j->cf, ok, &out);
-    }
-    al_cf_unref(j->cf);
-    al_buf_free(&j->in);
-    free(j);
-    pthread_mutex_lock(&p->mu);
-    if (--p->busy == 0 && p->nidlers) {
-      int n;
-      al_CFut **list = take_idlers(p, &n);
-      pthread_mutex_unlock(&p->mu);
-      finish_idlers(list, n);
-      pthread_mutex_lock(&p->mu);
-    }
+/* What a worker thread keeps between jobs: its Lua state, or its worker process. */
+typedef struct Worker {
+  lua_State *L;
+  Child child;
+} Worker;
+
+/* On a worker thread: runs one job (unless it was cancelled first) and finishes its future. */
+static void run_job(al_JobPool *pool, al_Job *job, void **state) {
+  Pool *p = (Pool *)pool;
+  Job *j = (Job *)job;
+  Worker *w = *state;
+  if (!w && (w = calloc(1, sizeof *w))) {
+    w->child.fd = -1;
+    *state = w;
   }
-  pthread_mutex_unlock(&p->mu);
-  if (L) lua_close(L);
-  child_stop(&child);
-  return NULL;
+  if (al_cf_start(j->cf)) {
+    al_Buf out = {0};
+    int ok;
+    if (!w) {
+      ok = 0, al_error_bytes(&out, "aloop.executor: out of memory in the worker");
+    } else if (p->procs) {
+      ok = child_run(p, &w->child, &j->in, &out);
+    } else {
+      if (!w->L) w->L = al_newstate(p->path, p->cpath);
+      if (w->L) ok = al_run_job(w->L, j->in.p, j->in.len, &out);
+      else ok = 0, al_error_bytes(&out, "aloop.executor: cannot create a Lua state in the worker");
+    }
+    al_cf_finish(j->cf, ok, &out);
+  }
+  al_cf_unref(j->cf);
+  al_buf_free(&j->in);
+  free(j);
+  pthread_mutex_lock(&pool->mu);
+  if (--p->busy == 0 && p->nidlers) {
+    int n;
+    al_CFut **list = take_idlers(p, &n);
+    pthread_mutex_unlock(&pool->mu);
+    finish_idlers(list, n);
+  } else {
+    pthread_mutex_unlock(&pool->mu);
+  }
+}
+
+static void worker_exit(al_JobPool *pool, void *state) {
+  (void)pool;
+  Worker *w = state;
+  if (!w) return;
+  if (w->L) lua_close(w->L);
+  child_stop(&w->child);
+  free(w);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -275,13 +277,10 @@ static int l_pool_new(lua_State *L) {
   box->p = NULL;
   luaL_setmetatable(L, AL_POOL_MT);
   Pool *p = calloc(1, sizeof *p);
-  if (!p || !(p->threads = calloc((size_t)n, sizeof *p->threads))) {
+  if (!p || al_jobpool_init(&p->pool, n, AL_THREAD_JOINABLE, run_job, worker_exit)) {
     free(p);
     return luaL_error(L, "aloop.executor: out of memory");
   }
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
-  p->max = n;
   p->procs = lua_toboolean(L, 2);
   al_copy_paths(L, &p->path, &p->cpath);
   box->p = p;
@@ -299,31 +298,22 @@ static int pool_submit(lua_State *L) {
     free(j);
     return luaL_error(L, "aloop.executor: out of memory");
   }
-  j->next = NULL;
   j->cf = cf;
   j->in = *b;
   memset(b, 0, sizeof *b);
   al_cf_push(L, cf); /* before the job is queued: a worker may finish it at once */
-  pthread_mutex_lock(&p->mu);
-  if (p->shutdown) {
-    pthread_mutex_unlock(&p->mu);
+  pthread_mutex_lock(&p->pool.mu);
+  if (p->pool.closing) {
+    pthread_mutex_unlock(&p->pool.mu);
     al_buf_free(&j->in);
     free(j);
     al_cf_unref(cf);
     return al_error_raise(L, "InvalidStateError",
                           "aloop.executor: cannot submit new work after the pool was shut down");
   }
-  if (p->tail) p->tail->next = j;
-  else p->head = j;
-  p->tail = j;
-  p->queued++;
   p->busy++;
-  if (p->idle < p->queued && p->nthreads < p->max &&
-      al_thread_create(&p->threads[p->nthreads], NULL, worker_main, p) == 0)
-    p->nthreads++;
-  pthread_cond_signal(&p->cv);
-  int none = p->nthreads == 0;
-  pthread_mutex_unlock(&p->mu);
+  int none = al_jobpool_push(&p->pool, &j->job) == 0;
+  pthread_mutex_unlock(&p->pool.mu);
   if (none) { /* no thread could start: fail the job rather than leave it queued forever */
     al_cf_cancel(cf);
     return luaL_error(L, "aloop.executor: cannot start a worker thread");
@@ -335,26 +325,17 @@ static int pool_submit(lua_State *L) {
 static int pool_shutdown(lua_State *L) {
   Pool *p = checkpool(L);
   int cancel = lua_toboolean(L, 2);
-  pthread_mutex_lock(&p->mu);
-  p->shutdown = 1;
-  Job *j = cancel ? p->head : NULL;
-  for (; j; j = j->next) al_cf_cancel(j->cf); /* the workers skip them */
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_lock(&p->pool.mu);
+  al_jobpool_close(&p->pool);
+  al_Job *j = cancel ? p->pool.head : NULL;
+  for (; j; j = j->next) al_cf_cancel(((Job *)j)->cf); /* the workers skip them */
+  pthread_mutex_unlock(&p->pool.mu);
   return 0;
 }
 
-/* Joins the worker threads (after a shutdown): blocks this thread until they end. */
-static void pool_join_threads(Pool *p) {
-  pthread_mutex_lock(&p->mu);
-  int n = p->joined ? 0 : p->nthreads;
-  p->joined = 1;
-  pthread_mutex_unlock(&p->mu);
-  for (int i = 0; i < n; i++) pthread_join(p->threads[i], NULL);
-}
-
+/* pool:_join(): waits for the worker threads to end (after a shutdown). */
 static int pool_join(lua_State *L) {
-  pool_join_threads(checkpool(L));
+  al_jobpool_join(&checkpool(L)->pool);
   return 0;
 }
 
@@ -364,7 +345,7 @@ static int pool_idle(lua_State *L) {
   al_CFut *cf = al_cf_new();
   al_CFut **list = NULL;
   if (!cf) return luaL_error(L, "aloop.executor: out of memory");
-  pthread_mutex_lock(&p->mu);
+  pthread_mutex_lock(&p->pool.mu);
   if (p->busy > 0) list = realloc(p->idlers, sizeof *list * (size_t)(p->nidlers + 1));
   if (list) {
     p->idlers = list;
@@ -372,7 +353,7 @@ static int pool_idle(lua_State *L) {
     al_cf_ref(cf);
   }
   int now = p->busy == 0 || !list;
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&p->pool.mu);
   if (now) {
     al_Buf none = {0};
     al_cf_finish(cf, 1, &none);
@@ -385,12 +366,12 @@ static int pool_idle(lua_State *L) {
 /* pool:_info() -> max workers, threads started, work queued or running, shut down */
 static int pool_info(lua_State *L) {
   Pool *p = checkpool(L);
-  pthread_mutex_lock(&p->mu);
-  lua_pushinteger(L, p->max);
-  lua_pushinteger(L, p->nthreads);
+  pthread_mutex_lock(&p->pool.mu);
+  lua_pushinteger(L, p->pool.max);
+  lua_pushinteger(L, p->pool.nthreads);
   lua_pushinteger(L, p->busy);
-  lua_pushboolean(L, p->shutdown);
-  pthread_mutex_unlock(&p->mu);
+  lua_pushboolean(L, p->pool.closing);
+  pthread_mutex_unlock(&p->pool.mu);
   return 4;
 }
 
@@ -400,13 +381,13 @@ static int pool_gc(lua_State *L) {
   Pool *p = box->p;
   if (!p) return 0;
   box->p = NULL;
-  pthread_mutex_lock(&p->mu);
-  p->shutdown = 1;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  pool_join_threads(p);
-  for (Job *j = p->head, *next; j; j = next) { /* only if no thread ever started */
-    next = j->next;
+  pthread_mutex_lock(&p->pool.mu);
+  al_jobpool_close(&p->pool);
+  pthread_mutex_unlock(&p->pool.mu);
+  al_jobpool_join(&p->pool);
+  for (al_Job *q = al_jobpool_take_all(&p->pool), *next; q; q = next) { /* no thread started */
+    Job *j = (Job *)q;
+    next = q->next;
     al_cf_cancel(j->cf);
     al_cf_unref(j->cf);
     al_buf_free(&j->in);
@@ -414,9 +395,7 @@ static int pool_gc(lua_State *L) {
   }
   int n = 0;
   finish_idlers(take_idlers(p, &n), n);
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
-  free(p->threads);
+  al_jobpool_destroy(&p->pool);
   free(p->path);
   free(p->cpath);
   free(p);
@@ -427,17 +406,6 @@ static const luaL_Reg pool_methods[] = {
     {"submit", pool_submit}, {"_shutdown", pool_shutdown}, {"_join", pool_join},
     {"_idle", pool_idle},    {"_info", pool_info},         {NULL, NULL},
 };
-
-void al_threadpool_open(lua_State *L) {
-  luaL_newmetatable(L, AL_POOL_MT);
-  luaL_newlib(L, pool_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, pool_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  lua_pushcfunction(L, l_pool_new);
-  lua_setfield(L, -2, "_pool_new");
-}
 
 /* core._ncpu(): processors online. */
 static int l_ncpu(lua_State *L) {
@@ -452,13 +420,17 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
-void al_threads_open(lua_State *L) {
+void al_threadpool_open(lua_State *L, int core) {
+  luaL_newmetatable(L, AL_POOL_MT);
+  luaL_newlib(L, pool_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, pool_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_pool_new);
+  lua_setfield(L, core, "_pool_new");
   lua_pushcfunction(L, l_monotonic);
-  lua_setfield(L, -2, "_monotonic");
+  lua_setfield(L, core, "_monotonic");
   lua_pushcfunction(L, l_ncpu);
-  lua_setfield(L, -2, "_ncpu");
-  al_marshal_open(L);
-  al_cfuture_open(L);
-  al_threadpool_open(L);
-  al_remote_open(L);
+  lua_setfield(L, core, "_ncpu");
 }

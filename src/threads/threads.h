@@ -7,17 +7,11 @@
 #define ALOOP_THREADS_H
 
 #include "core/internal.h"
+#include "util/buffer.h"
 
 #define AL_CFUTURE_MT "aloop.ConcurrentFuture"
 
-/* A growable byte buffer (malloc'd; owned by whoever holds it). */
-typedef struct al_Buf {
-  char *p;
-  size_t n, cap;
-} al_Buf;
-
-/* marshal.c: values as bytes, from one Lua state to another. */
-void al_buf_free(al_Buf *b);
+/* marshal.c: values as bytes (in an al_Buf, util/buffer.h), from one Lua state to another. */
 /*
 ** Appends the n values from `first` to a new buffer (a userdata pushed on the stack that frees
 ** it when collected; steal b->p to keep the bytes). Raises a clear error naming the value and
@@ -84,16 +78,14 @@ int al_cf_cancel(al_CFut *cf);
 /* Installs the cancel hook of running work (see al_CFut); when cf is done already, frees ud. */
 void al_cf_set_canceller(al_CFut *cf, void (*fn)(al_CFut *, void *), void (*free_ud)(void *),
                          void *ud);
-/* Calls fn(cf, ud) once the future is done (at once, on this thread, when it is). */
-void al_cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud);
 /* Pushes a new Lua ConcurrentFuture object that holds a reference to cf. */
 void al_cf_push(lua_State *L, al_CFut *cf);
 al_CFut *al_cf_check(lua_State *L, int idx);
-void al_cfuture_open(lua_State *L);
+void al_cfuture_open(lua_State *L, int core);
 
-/* marshal.c, threadpool.c, remote.c: their Lua functions in the core table on top. */
-void al_marshal_open(lua_State *L);
-void al_threadpool_open(lua_State *L);
-void al_remote_open(lua_State *L);
+/* marshal.c, threadpool.c, remote.c: their Lua functions go to the core table at index core. */
+void al_marshal_open(lua_State *L, int core);
+void al_threadpool_open(lua_State *L, int core);
+void al_remote_open(lua_State *L, int core);
 
 #endif

@@ -1,7 +1,12 @@
--- Streams (API.md §6) over stream-mode transports: the reader's buffer lives in C
--- (transport.c); these methods consume it and, when it has not enough, wait on the future the
--- C read callback completes. aio.open_connection, aio.start_server (a task per client).
-return function(aio, core)
+-- Streams (API.md §6) over stream-mode transports: a StreamReader's buffer lives in C
+-- (src/net/stream_reader.c, fed by any stream: socket, pipe, TLS); these methods consume it and,
+-- when it has not enough, wait on the future the stream completes when more comes.
+-- aio.open_connection, aio.start_server (a task per client).
+local core = require "aloop.core"
+
+-- This file's part of the public table (init.lua picks its public names), indented as a block.
+local aio = {}
+do
   local await = core.await_future
   local running_loop = core._running_loop
   local DEFAULT_LIMIT = 65536
@@ -18,35 +23,43 @@ return function(aio, core)
     return loop
   end
 
-  -- Calls tr:m(...) until it returns data, waiting for more bytes in between.
-  local function fill(tr, m, ...)
+  -- The C buffer's methods: one set for every kind of stream.
+  local buf_read, buf_readexactly, buf_readuntil, buf_wait, buf_at_eof, buf_exception
+  do
+    local m = core._reader_methods
+    buf_read, buf_readexactly, buf_readuntil = m.read, m.readexactly, m.readuntil
+    buf_wait, buf_at_eof, buf_exception = m.wait, m.at_eof, m.exception
+  end
+
+  -- Calls m(buf, ...) until it returns data, waiting for more bytes in between.
+  local function fill(buf, m, ...)
     while true do
-      local v = m(tr, ...)
+      local v = m(buf, ...)
       if v ~= nil then return v end
-      local f = tr:_wait_read()
+      local f = buf_wait(buf)
       if f then await(f) end
     end
   end
 
-  local tr_read, tr_readexactly, tr_readuntil
-
   function StreamReader:read(n)
     n = n or -1
-    local tr = self._tr
-    if n >= 0 then return fill(tr, tr_read, n) end
+    local buf = self._buffer
+    if n >= 0 then return fill(buf, buf_read, n) end
     local parts = {}
     while true do
-      local d = fill(tr, tr_read, self._limit)
+      local d = fill(buf, buf_read, self._limit)
       if d == "" then return table.concat(parts) end
       parts[#parts + 1] = d
     end
   end
 
-  function StreamReader:readline() return fill(self._tr, tr_readuntil, "\n", true) end
-  function StreamReader:readuntil(sep) return fill(self._tr, tr_readuntil, sep or "\n", false) end
-  function StreamReader:readexactly(n) return fill(self._tr, tr_readexactly, n) end
-  function StreamReader:at_eof() return self._tr:_at_eof() end
-  function StreamReader:exception() return self._tr:_exception() end
+  function StreamReader:readline() return fill(self._buffer, buf_readuntil, "\n", true) end
+  function StreamReader:readuntil(sep)
+    return fill(self._buffer, buf_readuntil, sep or "\n", false)
+  end
+  function StreamReader:readexactly(n) return fill(self._buffer, buf_readexactly, n) end
+  function StreamReader:at_eof() return buf_at_eof(self._buffer) end
+  function StreamReader:exception() return buf_exception(self._buffer) end
 
   -- for line in reader:lines() do ... end
   function StreamReader:lines()
@@ -84,17 +97,17 @@ return function(aio, core)
     if core.current_task() then self:wait_closed() end
   end
 
+  -- The reader and writer of a stream-mode transport (tr:_reader(limit) made it one).
   local function streams(tr, limit)
-    tr_read, tr_readexactly, tr_readuntil = tr._read, tr._readexactly, tr._readuntil
-    return setmetatable({ _tr = tr, _limit = limit }, StreamReader),
+    return setmetatable({ _buffer = tr:_reader(limit), _limit = limit }, StreamReader),
       setmetatable({ transport = tr }, StreamWriter)
   end
-  aio._streams = streams -- subprocess.lua: a Process's pipes
+  aio.streams = streams -- aloop.io.subprocess: a Process's pipes (not public)
 
   local function stream_protocol(limit, on_made)
     return {
       connection_made = function(_, tr)
-        tr:_set_stream(limit)
+        tr:_reader(limit)
         if on_made then on_made(tr) end
       end,
     }
@@ -135,7 +148,6 @@ return function(aio, core)
     end
     return function() return stream_protocol(limit, on_made) end
   end
-  aio._client_factory = client_factory
 
   -- start_server(cb, host, port, opts) -> Server; cb(reader, writer) runs as a task per client.
   function aio.start_server(cb, host, port, opts)
@@ -151,3 +163,5 @@ return function(aio, core)
     return loop:create_unix_server(client_factory(loop, cb, limit), path, opts)
   end
 end
+
+return aio

@@ -1,9 +1,17 @@
 -- Subprocesses (API.md §7): the Lua half of process.c. The child is spawned and reaped in C;
--- here its pipes become pipe transports (transport.c), the SubprocessProtocol is called
+-- here its pipes become pipe transports (stream_transport.c), the SubprocessProtocol is called
 -- (pipe_data_received, pipe_connection_lost, process_exited, connection_lost), and the
 -- high-level Process wraps the pipes in a StreamWriter (stdin) and StreamReaders (stdout,
 -- stderr). loop:subprocess_exec/subprocess_shell, aio.create_subprocess_exec/_shell.
-return function(aio, core)
+local core = require "aloop.core"
+local coro = require "aloop.core.coro"
+local tasks = require "aloop.core.tasks"
+local connections = require "aloop.net.connections"
+local streams = require "aloop.net.streams"
+
+-- This file's part of the public table (init.lua picks its public names), indented as a block.
+local aio = {}
+do
   local await = core.await_future
   local PIPE, STDOUT, DEVNULL = -1, -2, -3 -- the values Python's subprocess module uses
   aio.subprocess = { PIPE = PIPE, STDOUT = STDOUT, DEVNULL = DEVNULL }
@@ -128,7 +136,7 @@ return function(aio, core)
     for fd, sock in pairs { [0] = s0, s1, s2 } do
       local ptr = core._transport(loop, sock, stream_limit and {} or pipe_protocol(tr, st, fd), "pipe")
       if fd == 0 then ptr:pause_reading() end -- a write pipe is never read
-      if stream_limit then ptr:_set_stream(stream_limit) else st.open = st.open + 1 end
+      if stream_limit then ptr:_reader(stream_limit) else st.open = st.open + 1 end
       st.pipes[fd] = ptr
     end
     return tr, st
@@ -167,7 +175,7 @@ return function(aio, core)
   mt.__close = function(tr) tr:close() end
 
   local function subprocess(loop, factory, argv, opts)
-    local protocol = aio._call_factory(factory)
+    local protocol = connections.call_factory(factory)
     local tr = start(loop, argv, opts, protocol)
     call(tr:_state(), "connection_made", tr)
     return tr, protocol
@@ -202,7 +210,7 @@ return function(aio, core)
   function Process:kill() return self._transport:kill() end
 
   local function pipe_gone(err)
-    return aio.iserror(err, aio.BrokenPipeError) or aio.iserror(err, aio.ConnectionResetError)
+    return core.iserror(err, core.BrokenPipeError) or core.iserror(err, core.ConnectionResetError)
   end
 
   -- communicate(input) -> stdout_data, stderr_data: feeds input to stdin (then closes it) while
@@ -224,7 +232,7 @@ return function(aio, core)
     local function read_all(r)
       if r then return r:read() end
     end
-    local res = aio.gather(aio.coro(feed), aio.coro(read_all, stdout), aio.coro(read_all, stderr))
+    local res = tasks.gather(coro.coro(feed), coro.coro(read_all, stdout), coro.coro(read_all, stderr))
     self:wait()
     return res[2], res[3]
   end
@@ -254,9 +262,9 @@ return function(aio, core)
     local tr, st = start(loop, argv, opts, nil, limit)
     local p = setmetatable({ pid = tr:get_pid(), _transport = tr }, Process)
     local pipes = st.pipes
-    if pipes[0] then p.stdin = select(2, aio._streams(pipes[0], limit)) end
-    if pipes[1] then p.stdout = aio._streams(pipes[1], limit) end
-    if pipes[2] then p.stderr = aio._streams(pipes[2], limit) end
+    if pipes[0] then p.stdin = select(2, streams.streams(pipes[0], limit)) end
+    if pipes[1] then p.stdout = streams.streams(pipes[1], limit) end
+    if pipes[2] then p.stderr = streams.streams(pipes[2], limit) end
     return p
   end
 
@@ -275,3 +283,5 @@ return function(aio, core)
     return new_process(loop, argv, o)
   end
 end
+
+return aio

@@ -1,0 +1,78 @@
+-- The StreamReader's buffer (src/net/stream_reader.c) belongs to no transport kind: readers of
+-- different streams (a socketpair and a subprocess's pipe) read side by side in one task, each
+-- from its own buffer, and a read whose waiting task was cancelled leaves the reader usable.
+local aio = require "aloop"
+local it_fds = require("spec.net_helper").it_fds(it)
+
+local PIPE = aio.subprocess.PIPE
+
+describe("stream readers", function()
+  it_fds("a socketpair stream and a pipe stream read alternately in one task", function()
+    local a, b = aio.socket.socketpair()
+    local sr, sw = aio.open_connection(nil, nil, { sock = a })
+    local p = aio.create_subprocess_exec("cat", { stdin = PIPE, stdout = PIPE })
+    for i = 1, 5 do
+      assert.equal(7, b:send(("sock %d\n"):format(i)))
+      p.stdin:write(("pipe %d\n"):format(i))
+      assert.equal(("sock %d\n"):format(i), sr:readline())
+      assert.equal(("pipe %d\n"):format(i), p.stdout:readline())
+    end
+    b:send("abcdef|tail")
+    p.stdin:write("uvwxyz|rest")
+    assert.equal("abc", sr:readexactly(3))
+    assert.equal("uvw", p.stdout:readexactly(3))
+    assert.equal("def|", sr:readuntil("|"))
+    assert.equal("xyz|", p.stdout:readuntil("|"))
+    -- each ends on its own: the socket first, the pipe still open
+    b:close()
+    assert.equal("tail", sr:read(-1))
+    assert.is_true(sr:at_eof())
+    assert.is_false(p.stdout:at_eof())
+    assert.equal("rest", p.stdout:read(4))
+    p.stdin:close()
+    assert.equal("", p.stdout:read(-1))
+    assert.is_true(p.stdout:at_eof())
+    assert.equal(0, p:wait())
+    sw:close()
+    sw:wait_closed()
+  end)
+
+  it_fds("a read whose task was cancelled while waiting leaves the reader usable", function()
+    local a, b = aio.socket.socketpair()
+    local r, w = aio.open_connection(nil, nil, { sock = a })
+    local ok, err = pcall(aio.wait_for, aio.coro(r.readline, r), 0.01)
+    assert.is_false(ok)
+    assert.is_true(aio.iserror(err, aio.TimeoutError))
+    local again = aio.create_task(r.readline, r) -- waits again before any data came
+    aio.sleep(0)
+    b:send("late\n")
+    assert.equal("late\n", aio.wait_for(again, 5))
+    -- a second task waiting while the first one still waits is an error
+    local first = aio.create_task(r.readline, r)
+    aio.sleep(0)
+    local ok2, err2 = pcall(r.readline, r)
+    assert.is_false(ok2)
+    assert.matches("another task is already waiting", tostring(err2))
+    first:cancel()
+    b:close()
+    assert.equal("", r:read(-1))
+    w:close()
+    w:wait_closed()
+  end)
+
+  it_fds("the reader raises the error the connection was lost with, after what it holds", function()
+    local a, b = aio.socket.socketpair()
+    local r, w = aio.open_connection(nil, nil, { sock = a })
+    b:send("kept\n")
+    assert.equal("kept\n", r:readline())
+    b:close()
+    w:write(string.rep("x", 1 << 20)) -- the peer is gone: the write fails (EPIPE)
+    local ok, err = pcall(function() for _ = 1, 100 do w:drain(); aio.sleep(0) end end)
+    assert.is_false(ok)
+    assert.is_true(aio.iserror(err, aio.ConnectionError))
+    assert.equal(err, r:exception())
+    assert.is_false(pcall(r.read, r, 10))
+    w:close()
+    w:wait_closed()
+  end)
+end)

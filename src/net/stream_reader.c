@@ -1,0 +1,275 @@
+/*
+** The StreamReader's buffer (stream_reader.h): what a stream delivered and no task took yet.
+** Its methods are the C half of streams.lua's StreamReader: they take what is buffered or return
+** nil, and wait() gives the future the task awaits until the source feeds more, ends or fails.
+** Past the limit the reader is full and the source stops reading (the kernel keeps the rest).
+*/
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "net/stream_reader.h"
+
+enum { RD_SOURCE = 1, /* the stream feeding it (kept alive) */
+       RD_LOOP,       /* the loop userdata (for the futures) */
+       RD_EXC,        /* the error the stream failed with */
+       RD_N = RD_EXC };
+
+/* The reader at idx. Its methods have the metatable as upvalue 1: a pointer comparison instead
+   of a registry lookup by name on every read. */
+static al_Reader *check_rd(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (ok) return p;
+  }
+  luaL_typeerror(L, idx, AL_READER_MT);
+  return NULL;
+}
+
+/* Completes the future the reading task waits on (if any); the task then reads again. */
+static void wake(lua_State *L, al_Reader *r) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, r->waiter);
+  al_Future *f = lua_touserdata(L, -1);
+  if (f->state == AL_PENDING) al_future_set_result(L, f, -1, lua_gettop(L), 0);
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->waiter);
+  r->waiter = LUA_NOREF;
+}
+
+al_Reader *al_reader_new(lua_State *L, al_Loop *loop, int loopidx, int srcidx, size_t limit,
+                         al_reader_resume_fn resume, void *source) {
+  loopidx = lua_absindex(L, loopidx);
+  srcidx = lua_absindex(L, srcidx);
+  al_Reader *r = lua_newuserdatauv(L, sizeof *r, RD_N);
+  memset(r, 0, sizeof *r);
+  r->limit = limit;
+  r->loop = loop;
+  r->waiter = LUA_NOREF;
+  r->resume = resume;
+  r->source = source;
+  luaL_setmetatable(L, AL_READER_MT);
+  lua_pushvalue(L, srcidx);
+  lua_setiuservalue(L, -2, RD_SOURCE);
+  lua_pushvalue(L, loopidx);
+  lua_setiuservalue(L, -2, RD_LOOP);
+  return r;
+}
+
+char *al_reader_space(lua_State *L, al_Reader *r, size_t n) {
+  if (!al_buf_reserve(&r->buf, n)) luaL_error(L, "not enough memory");
+  return al_buf_tail(&r->buf);
+}
+
+void al_reader_commit(lua_State *L, al_Reader *r, size_t n) {
+  r->buf.len += n;
+  if (r->buf.len > r->limit) r->full = 1;
+  if (r->waiter != LUA_NOREF) wake(L, r);
+}
+
+void al_reader_feed(lua_State *L, al_Reader *r, const char *p, size_t n) {
+  memcpy(al_reader_space(L, r, n), p, n);
+  al_reader_commit(L, r, n);
+}
+
+void al_reader_end(lua_State *L, al_Reader *r) {
+  r->eof = 1;
+  if (r->waiter != LUA_NOREF) wake(L, r);
+}
+
+void al_reader_fail(lua_State *L, int ridx, int eidx) {
+  al_Reader *r = lua_touserdata(L, ridx);
+  ridx = lua_absindex(L, ridx);
+  lua_pushvalue(L, eidx);
+  lua_setiuservalue(L, ridx, RD_EXC);
+  r->failed = r->eof = 1;
+  if (r->waiter != LUA_NOREF) wake(L, r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The methods streams.lua calls: each returns the data, or nil when the task must wait. */
+
+/* Raises the error the stream failed with, if any. */
+static void check_failed(lua_State *L, al_Reader *r) {
+  if (!r->failed) return;
+  lua_getiuservalue(L, 1, RD_EXC);
+  lua_error(L);
+}
+
+/* Pushes n bytes from the front and consumes them; the source reads on once there is room. */
+static void take(lua_State *L, al_Reader *r, size_t n) {
+  lua_pushlstring(L, al_buf_data(&r->buf), n);
+  al_buf_consume(&r->buf, n);
+  if (r->full && r->buf.len <= r->limit) {
+    r->full = 0;
+    r->resume(L, r->source);
+  }
+}
+
+/* rd:read(n): up to n bytes ("" at the end), or nil. */
+static int rd_read(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  check_failed(L, r);
+  if (n == 0) lua_pushliteral(L, "");
+  else if (r->buf.len > 0) take(L, r, (size_t)n < r->buf.len ? (size_t)n : r->buf.len);
+  else if (r->eof) lua_pushliteral(L, "");
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* IncompleteReadError with what is left as .partial; the text of `expected` is at index 3. */
+static int raise_incomplete(lua_State *L, al_Reader *r, lua_Integer expected) {
+  take(L, r, r->buf.len);
+  int partial = lua_gettop(L);
+  al_error_push(L, "IncompleteReadError",
+                lua_pushfstring(L, "%d bytes read on a total of %s expected bytes",
+                                (int)lua_rawlen(L, partial),
+                                expected < 0 ? "undefined" : lua_tostring(L, 3)));
+  lua_pushvalue(L, partial);
+  lua_setfield(L, -2, "partial");
+  if (expected >= 0) {
+    lua_pushinteger(L, expected);
+    lua_setfield(L, -2, "expected");
+  }
+  return lua_error(L);
+}
+
+/* rd:readexactly(n): n bytes, or nil; IncompleteReadError at the end. */
+static int rd_readexactly(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "readexactly size can not be less than zero");
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2); /* index 3: n as text for the message */
+  lua_tostring(L, 3);
+  check_failed(L, r);
+  if ((size_t)n <= r->buf.len) take(L, r, (size_t)n);
+  else if (r->eof) return raise_incomplete(L, r, n);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int raise_overrun(lua_State *L, const char *msg, size_t consumed) {
+  al_error_push(L, "LimitOverrunError", msg);
+  lua_pushinteger(L, (lua_Integer)consumed);
+  lua_setfield(L, -2, "consumed");
+  return lua_error(L);
+}
+
+/*
+** rd:readuntil(sep, readline): the data up to and including sep, or nil.
+** Over the limit: LimitOverrunError (.consumed); readuntil leaves the buffer as it was, readline
+** drops the overlong line (up to its "\n" when there is one) so the stream stays usable.
+** At the end without sep: readuntil raises IncompleteReadError, readline returns what is left.
+*/
+static int rd_readuntil(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  size_t slen;
+  const char *sep = luaL_checklstring(L, 2, &slen);
+  int readline = lua_toboolean(L, 3);
+  luaL_argcheck(L, slen > 0, 2, "Separator should be at least one-byte string");
+  check_failed(L, r);
+  const char *data = al_buf_data(&r->buf);
+  const char *hit = r->buf.len ? memmem(data, r->buf.len, sep, slen) : NULL;
+  if (hit) {
+    size_t i = (size_t)(hit - data);
+    if (i > r->limit) {
+      if (readline) al_buf_consume(&r->buf, i + slen), take(L, r, 0);
+      return raise_overrun(L, "Separator is found, but chunk is longer than limit", i);
+    }
+    take(L, r, i + slen);
+    return 1;
+  }
+  if (r->buf.len + 1 > slen && r->buf.len + 1 - slen > r->limit) {
+    size_t consumed = r->buf.len + 1 - slen;
+    if (readline) al_buf_consume(&r->buf, r->buf.len), take(L, r, 0);
+    return raise_overrun(L, "Separator is not found, and chunk exceed the limit", consumed);
+  }
+  if (!r->eof) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (readline) {
+    take(L, r, r->buf.len);
+    return 1;
+  }
+  lua_settop(L, 2);
+  lua_pushnil(L);
+  return raise_incomplete(L, r, -1);
+}
+
+/* rd:wait(): the future to await for more data, or nil at the end. A full reader resumes its
+   source, so a read of more than the limit still completes. */
+static int rd_wait(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  check_failed(L, r);
+  if (r->eof) return 0;
+  if (r->waiter != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->waiter);
+    if (((al_Future *)lua_touserdata(L, -1))->state == AL_PENDING)
+      return al_error_raise(L, "Error", "another task is already waiting for incoming data");
+    luaL_unref(L, LUA_REGISTRYINDEX, r->waiter); /* its task was cancelled while waiting */
+    r->waiter = LUA_NOREF;
+  }
+  if (r->full) {
+    r->full = 0;
+    r->resume(L, r->source);
+  }
+  lua_getiuservalue(L, 1, RD_LOOP);
+  al_future_new(L, r->loop, -1);
+  lua_pushvalue(L, -1);
+  r->waiter = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int rd_at_eof(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  lua_pushboolean(L, r->eof && r->buf.len == 0);
+  return 1;
+}
+
+static int rd_buffered(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_rd(L, 1)->buf.len);
+  return 1;
+}
+
+static int rd_exception(lua_State *L) {
+  check_rd(L, 1);
+  lua_getiuservalue(L, 1, RD_EXC);
+  return 1;
+}
+
+static int rd_gc(lua_State *L) {
+  al_Reader *r = lua_touserdata(L, 1);
+  al_buf_free(&r->buf);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->waiter);
+  r->waiter = LUA_NOREF;
+  return 0;
+}
+
+static const luaL_Reg rd_methods[] = {
+    {"read", rd_read},
+    {"readexactly", rd_readexactly},
+    {"readuntil", rd_readuntil},
+    {"wait", rd_wait},
+    {"at_eof", rd_at_eof},
+    {"buffered", rd_buffered},
+    {"exception", rd_exception},
+    {NULL, NULL},
+};
+
+/* core._reader_methods: streams.lua's C half. */
+void al_reader_open(lua_State *L, int core) {
+  if (luaL_newmetatable(L, AL_READER_MT)) {
+    luaL_newlibtable(L, rd_methods);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, rd_methods, 1); /* upvalue 1: the metatable (check_rd) */
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, rd_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, core, "_reader_methods");
+  lua_pop(L, 1);
+}
