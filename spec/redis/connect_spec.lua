@@ -5,7 +5,7 @@
 -- fd left behind over many connects.
 local aio = require "aloop"
 local redis = require "aloop.redis"
-local parse_url = require "aloop.redis.url"
+local parse_url = require("aloop.redis.url").parse
 local H = require "spec.helper"
 local R = require "spec.redis_helper"
 local N = require "spec.net_helper"

@@ -7,7 +7,7 @@
 local aio = require "aloop"
 local core = require "aloop.core"
 local connection = require "aloop.redis.connection"
-local parse_url = require "aloop.redis.url"
+local parse_url = require("aloop.redis.url").parse
 
 local await = core.await_future
 local running_loop = core._running_loop

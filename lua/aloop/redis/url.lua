@@ -1,5 +1,6 @@
 -- Redis URLs (aloop.redis.url): redis://[[user]:password@]host[:port][/db][?db=&timeout=],
--- rediss://... (TLS) and unix:///path/to/socket[?db=]; returns the connection options table.
+-- rediss://... (TLS) and unix:///path/to/socket[?db=]: url.parse(s) returns the connection
+-- options table.
 local function unescape(s)
   return s and (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
@@ -10,7 +11,9 @@ local function number(s, what, url)
   return n
 end
 
-return function(url)
+local M = {}
+
+function M.parse(url)
   if type(url) ~= "string" then error("aloop.redis: a redis:// URL expected", 3) end
   local scheme, rest = url:match("^(%a+)://(.*)$")
   if scheme ~= "redis" and scheme ~= "rediss" and scheme ~= "unix" then
@@ -53,3 +56,5 @@ return function(url)
   o.db = o.db or 0
   return o
 end
+
+return M
