@@ -9,6 +9,7 @@
 #include "http/http.h"
 #include "net/net.h"
 #include "net/stream_reader.h"
+#include "redis/redis.h"
 #include "threads/threads.h"
 #include "tls/tls.h"
 
@@ -51,6 +52,7 @@ static const al_OpenFn parts[] = {
     al_threadpool_open, /* threads/threadpool.c */
     al_remote_open,    /* threads/remote.c: core.RemoteLoop */
     al_http_open,      /* http/: core._http (parser, head serialisers) */
+    al_redis_open,     /* redis/codec.c: core._redis (codec, batch) for aloop.redis */
     NULL,
 };
 
