@@ -9,6 +9,7 @@
 #include "net/net.h"
 #include "net/stream_reader.h"
 #include "threads/threads.h"
+#include "workers/workers.h"
 
 typedef struct al_LuaSource {
   const char *name; /* module name, e.g. "aloop.init" */
@@ -47,6 +48,7 @@ static const al_OpenFn parts[] = {
     al_cfuture_open,   /* threads/cfuture.c: core.ConcurrentFuture */
     al_threadpool_open, /* threads/threadpool.c */
     al_remote_open,    /* threads/remote.c: core.RemoteLoop */
+    al_worker_open,    /* workers/worker.c: this process under `aloop --workers` */
     NULL,
 };
 

@@ -5,6 +5,7 @@
 ** out of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM) accepting pauses for a moment instead of spinning:
 ** the pending connections wait in the kernel's backlog until fds are free again. In debug mode a
 ** slow accept callback (protocol factories, connection_made) is logged as slow callbacks are.
+** A listener remembers the transports it made (weakly) so a graceful stop can wait for them.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,11 +14,12 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "net/transport.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_RETRY_DELAY 0.1
 
-enum { LV_SOCK = 1, LV_FACTORY, LV_LOOP, LV_N = LV_LOOP };
+enum { LV_SOCK = 1, LV_FACTORY, LV_LOOP, LV_CONNS, LV_N = LV_CONNS };
 
 typedef struct al_Listener {
   al_Resource hdr;
@@ -112,6 +114,10 @@ static int accept_ready(lua_State *L) {
       al_socket_close(lua_touserdata(L, sidx));
     } else {
       al_transport_create(L, ls->loop, loopidx, sidx, -1, AL_TR_SOCK);
+      lua_getiuservalue(L, lidx, LV_CONNS);
+      lua_pushvalue(L, -2);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, -3);
     }
     lua_settop(L, base);
   }
@@ -163,6 +169,12 @@ static int l_listener(lua_State *L) {
     lua_pushvalue(L, i == LV_SOCK ? 2 : i == LV_FACTORY ? 3 : 1);
     lua_setiuservalue(L, -2, i);
   }
+  lua_newtable(L); /* LV_CONNS: transport -> true, weak keys */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, -2, LV_CONNS);
   lua_pushvalue(L, -1);
   ls->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   al_resource_add(L, loop, -1);
@@ -194,11 +206,30 @@ static int ls_is_serving(lua_State *L) {
   return 1;
 }
 
+/* ls:connections() -> the transports it accepted that are still open (a list). */
+static int ls_connections(lua_State *L) {
+  check_ls(L, 1);
+  lua_getiuservalue(L, 1, LV_CONNS);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    lua_pop(L, 1);
+    al_Transport *t = lua_touserdata(L, -1);
+    if (!t->finished) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, 3, ++n);
+    }
+  }
+  return 1;
+}
+
 static const luaL_Reg ls_methods[] = {
     {"start", ls_start},
     {"pause", ls_pause},
     {"close", ls_close_m},
     {"is_serving", ls_is_serving},
+    {"connections", ls_connections},
     {NULL, NULL},
 };
 
