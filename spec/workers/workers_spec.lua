@@ -9,6 +9,7 @@ local H = require "spec.helper"
 local async, PIPE = H.async, aio.subprocess.PIPE
 local fixture = H.root .. "/spec/fixtures/worker_server.lua"
 local WAIT = 15 -- seconds any one expected line may take (ASan builds are slow)
+local TOOL = "env -u LD_PRELOAD " -- system tools run without the ASan preload (pgrep hangs in it)
 
 local Supervisor = {}
 Supervisor.__index = Supervisor
@@ -81,7 +82,7 @@ function Supervisor:finish()
 end
 
 local function group_alive(pgid)
-  local _, code = H.sh("pgrep -g " .. pgid)
+  local _, code = H.sh(TOOL .. "pgrep -g " .. pgid)
   return code == 0
 end
 
@@ -96,7 +97,7 @@ end
 
 -- Kills whatever a failed test left behind.
 function Supervisor:__close()
-  if group_alive(self.pid) then os.execute("kill -9 -" .. self.pid .. " 2>/dev/null") end
+  if group_alive(self.pid) then os.execute(TOOL .. "kill -9 -- -" .. self.pid .. " 2>/dev/null") end
   if self.p.returncode == nil then aio.wait_for(aio.coro(self.p.wait, self.p), WAIT) end
   for _, t in ipairs(self.readers) do t:cancel() end
 end
@@ -147,7 +148,7 @@ describe("aloop --workers", function()
   end, { timeout = 60 }))
 
   it("runs one worker per CPU with N = 0", async(function()
-    local ncpu = tonumber((H.sh("nproc")))
+    local ncpu = tonumber((H.sh(TOOL .. "nproc")))
     local sup <close> = start(0, "serve")
     local _, ls = sup:listening(ncpu)
     local ids = {}
@@ -178,7 +179,7 @@ describe("aloop --workers", function()
     local sup <close> = start(2, "serve")
     local port, ls = sup:listening(2)
     local victim = ls[1][4]
-    os.execute("kill -9 " .. victim)
+    os.execute(TOOL .. "kill -9 " .. victim)
     for _ = 1, 5 do ask(port) end -- the other worker answers meanwhile
     local port2, after = sup:listening(3)
     assert.equal(port, port2)
@@ -214,6 +215,26 @@ describe("aloop --workers", function()
       assert.is_nil(old[pid]) -- a new worker answers
       stop_cleanly(sup)
     end, { timeout = 90 }))
+
+  it("keeps the old workers when the reloaded code fails at start", async(function()
+    local path = H.tmpfile(("return loadfile(%q)(...)\n"):format(fixture))
+    local sup <close> = start(2, "serve", { script = path })
+    local port, ls = sup:listening(2)
+    local f = assert(io.open(path, "w"))
+    f:write('error("broken reload")\n')
+    f:close()
+    sup:signal("SIGHUP")
+    sup:wait_until(function() return sup:stderr():find("reload failed", 1, true) end,
+      "the failed reload")
+    os.remove(path)
+    assert.matches("broken reload", sup:stderr())
+    local old = { [ls[1][4]] = true, [ls[2][4]] = true }
+    for _ = 1, 4 do
+      local _, pid = ask(port)
+      assert.is_true(old[pid])
+    end
+    stop_cleanly(sup)
+  end, { timeout = 60 }))
 
   it("adds a worker on SIGTTIN and removes one on SIGTTOU", async(function()
     local sup <close> = start(1, "serve")
