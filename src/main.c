@@ -268,6 +268,11 @@ static int supervise(int argc, char **argv) {
       grace = d;
     }
   }
+  int script = i < argc && strcmp(argv[i], "--") == 0 ? i + 1 : i;
+  if (nworkers >= 0 && !bad && (script >= argc || strcmp(argv[script], "-") == 0)) {
+    fprintf(stderr, "%s: --workers needs a script file\n", progname);
+    bad = 1;
+  }
   for (; i < argc; i++) wargv[n++] = argv[i];
   int status = bad ? 1 : nworkers < 0 ? -1 : al_supervise(progname, wargv, nworkers, grace);
   free(wargv);

@@ -17,15 +17,18 @@
 #include "workers/control.h"
 #include "workers/workers.h"
 
-/* This process's place under the supervisor, read once from the environment (every Lua state
-   of the process shares it; a process forked later, as a process pool's, is no worker). */
+/* This process's place under the supervisor, read once from the environment. It belongs to the
+   first Lua state that asks (the interpreter's): the states of thread pools and remote loops
+   are no worker, nor is a process forked later (a process pool's). */
 static struct {
   int fd; /* -1: not supervised */
   pid_t pid;
   int id, count;
   double grace;
-} self = {-1, 0, 0, 0, 0};
+  const void *state; /* the main thread of the owning Lua state */
+} self = {-1, 0, 0, 0, 0, NULL};
 static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t self_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void self_init(void) {
   const char *fd = getenv(AL_WORKER_ENV_FD);
@@ -44,20 +47,28 @@ static void self_init(void) {
   unsetenv(AL_WORKER_ENV_GRACE);
 }
 
-static int control_fd(void) {
+static int control_fd(lua_State *L) {
   pthread_once(&self_once, self_init);
-  return self.fd >= 0 && self.pid == getpid() ? self.fd : -1;
+  if (self.fd < 0 || self.pid != getpid()) return -1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  const void *state = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  pthread_mutex_lock(&self_mu);
+  if (!self.state) self.state = state;
+  int mine = self.state == state;
+  pthread_mutex_unlock(&self_mu);
+  return mine ? self.fd : -1;
 }
 
 static int checked_control_fd(lua_State *L) {
-  int fd = control_fd();
+  int fd = control_fd(L);
   if (fd < 0) luaL_error(L, "aloop: not a worker of `aloop --workers`");
   return fd;
 }
 
 /* core._worker() -> {id=, count=, grace=, fd=} or nil when not under a supervisor. */
 static int l_worker(lua_State *L) {
-  int fd = control_fd();
+  int fd = control_fd(L);
   if (fd < 0) return 0;
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, self.id);
