@@ -202,6 +202,13 @@ static Worker *find_worker(int id, long gen) {
   return found;
 }
 
+/* A running worker of w's slot from before the current reload (w: a new one). */
+static Worker *old_worker(const Worker *w) {
+  for (int i = 0; i < S.nw; i++)
+    if (S.w[i].id == w->id && S.w[i].gen != w->gen && !S.w[i].stopping) return &S.w[i];
+  return NULL;
+}
+
 /* One step of the rolling restart: a new worker for the current slot; once it is ready the old
    ones of that slot stop and the next slot follows. */
 static void reload_step(void) {
@@ -306,7 +313,7 @@ static void worker_died(Worker *w, int status) {
   } else {
     sl->failures++;
     sl->quick++;
-    int reloading = S.reload_id == w->id && w->gen == S.gen && find_worker(w->id, -1) != NULL;
+    int reloading = S.reload_id == w->id && w->gen == S.gen && old_worker(w) != NULL;
     if (reloading) { /* the old worker of this slot still serves: keep the old code */
       say("reload failed: the new worker %d %s before it was ready; the old workers keep "
           "running. Its stderr ended with:\n%.*s", w->id, how, tail_shown(w), w->tail);
