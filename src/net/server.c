@@ -5,7 +5,6 @@
 ** out of fds (EMFILE, ENFILE, ENOBUFS, ENOMEM) accepting pauses for a moment instead of spinning:
 ** the pending connections wait in the kernel's backlog until fds are free again. In debug mode a
 ** slow accept callback (protocol factories, connection_made) is logged as slow callbacks are.
-** A listener remembers the transports it made (weakly) so a graceful stop can wait for them.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,12 +13,11 @@
 #include <unistd.h>
 
 #include "net/net.h"
-#include "net/transport.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_RETRY_DELAY 0.1
 
-enum { LV_SOCK = 1, LV_FACTORY, LV_LOOP, LV_CONNS, LV_N = LV_CONNS };
+enum { LV_SOCK = 1, LV_FACTORY, LV_LOOP, LV_TRACK, LV_N = LV_TRACK }; /* LV_TRACK: on_conn */
 
 typedef struct al_Listener {
   al_Resource hdr;
@@ -114,10 +112,10 @@ static int accept_ready(lua_State *L) {
       al_socket_close(lua_touserdata(L, sidx));
     } else {
       al_transport_create(L, ls->loop, loopidx, sidx, -1, AL_TR_SOCK);
-      lua_getiuservalue(L, lidx, LV_CONNS);
-      lua_pushvalue(L, -2);
-      lua_pushboolean(L, 1);
-      lua_rawset(L, -3);
+      if (lua_getiuservalue(L, lidx, LV_TRACK) != LUA_TNIL) { /* the Server counts it */
+        lua_insert(L, -2);
+        lua_call(L, 1, 0);
+      }
     }
     lua_settop(L, base);
   }
@@ -151,11 +149,13 @@ static void retry_cb(struct ev_loop *ev, ev_timer *w, int revents) {
   if (ls->serving && !ls->closed) al_watch_start(ls->loop, &ls->io);
 }
 
-/* core._listener(loop, sock, factory): not accepting until :start(). */
+/* core._listener(loop, sock, factory [, on_conn]): not accepting until :start();
+   on_conn(transport) is called for each connection it makes. */
 static int l_listener(lua_State *L) {
   al_Loop *loop = al_checkloop(L, 1);
   al_Socket *s = al_socket_check(L, 2);
   luaL_checkany(L, 3);
+  lua_settop(L, 4);
   if (s->fd < 0) return al_oserror_raise(L, EBADF, "socket is closed");
   al_Listener *ls = lua_newuserdatauv(L, sizeof *ls, LV_N);
   memset(ls, 0, sizeof *ls);
@@ -165,16 +165,10 @@ static int l_listener(lua_State *L) {
   ev_timer_init(&ls->retry, retry_cb, ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY); /* repeats */
   ls->io.data = ls->retry.data = ls;
   luaL_setmetatable(L, AL_LISTENER_MT);
-  for (int i = 1; i <= 3; i++) {
-    lua_pushvalue(L, i == LV_SOCK ? 2 : i == LV_FACTORY ? 3 : 1);
+  for (int i = 1; i <= LV_N; i++) {
+    lua_pushvalue(L, i == LV_SOCK ? 2 : i == LV_FACTORY ? 3 : i == LV_TRACK ? 4 : 1);
     lua_setiuservalue(L, -2, i);
   }
-  lua_newtable(L); /* LV_CONNS: transport -> true, weak keys */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_setiuservalue(L, -2, LV_CONNS);
   lua_pushvalue(L, -1);
   ls->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   al_resource_add(L, loop, -1);
@@ -206,30 +200,11 @@ static int ls_is_serving(lua_State *L) {
   return 1;
 }
 
-/* ls:connections() -> the transports it accepted that are still open (a list). */
-static int ls_connections(lua_State *L) {
-  check_ls(L, 1);
-  lua_getiuservalue(L, 1, LV_CONNS);
-  lua_newtable(L);
-  lua_Integer n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, 2)) {
-    lua_pop(L, 1);
-    al_Transport *t = lua_touserdata(L, -1);
-    if (!t->finished) {
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, 3, ++n);
-    }
-  }
-  return 1;
-}
-
 static const luaL_Reg ls_methods[] = {
     {"start", ls_start},
     {"pause", ls_pause},
     {"close", ls_close_m},
     {"is_serving", ls_is_serving},
-    {"connections", ls_connections},
     {NULL, NULL},
 };
 

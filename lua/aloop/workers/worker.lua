@@ -42,34 +42,34 @@ end
 
 function worker.add_server(server) servers[server] = true end
 
--- Stops accepting on the loop's servers; returns them and the futures of their open connections.
+-- Stops accepting on the loop's servers (their sockets stay open: serve_forever goes on);
+-- returns them.
 local function stop_accepting(loop)
-  local mine, open = {}, {}
+  local mine = {}
   for s in pairs(servers) do
     if s._loop == loop and not s._closed then
       mine[#mine + 1] = s
       s._serving = false
-      for _, ls in ipairs(s._listeners) do
-        ls:pause()
-        for _, tr in ipairs(ls:connections()) do open[#open + 1] = tr end
-      end
+      for _, ls in ipairs(s._listeners) do ls:pause() end
     end
   end
-  return mine, open
+  return mine
 end
 
 local function graceful_stop(loop)
   if stopping then return end
   stopping = true
   loop:create_task(function()
-    local mine, open = stop_accepting(loop)
-    local closing = {}
-    for _, tr in ipairs(open) do closing[#closing + 1] = tr:_wait_closed() end
-    if #closing > 0 then tasks.wait(closing, { timeout = info.grace }) end
-    for _, tr in ipairs(open) do
-      if tr:_wait_closed() then tr:abort() end -- still open after the grace period
+    local mine = stop_accepting(loop)
+    local closing = {} -- the connections the servers accepted (Server._clients)
+    for _, s in ipairs(mine) do
+      for tr in pairs(s._clients) do closing[#closing + 1] = tr:_wait_closed() end
     end
-    for _, s in ipairs(mine) do s:close() end
+    if #closing > 0 then tasks.wait(closing, { timeout = info.grace }) end
+    for _, s in ipairs(mine) do
+      s:close()
+      s:abort_clients() -- still open after the grace period
+    end
     core.sleep(0) -- a main waiting in serve_forever or wait_closed returns now
     local fut = mains[loop]
     if fut == nil then
