@@ -31,6 +31,7 @@ local parts = {
     "create_subprocess_shell" },
   ["aloop.threads.executor"] = { "executor", "wrap_future", "to_thread" },
   ["aloop.threads.thread"] = { "thread", "run_coroutine_threadsafe" },
+  ["aloop.workers.worker"] = { "worker" },
 }
 for name, names in pairs(parts) do
   local m = require(name)
