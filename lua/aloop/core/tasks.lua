@@ -40,9 +40,15 @@ local function to_list(aws, what)
 end
 
 -- The future for an awaitable on loop: a future stays itself, a coroutine object or a plain
--- function (called with no arguments) becomes a task.
-local function future_of(aw, loop)
-  if isfuture(aw) then return aw end
+-- function (called with no arguments) becomes a task. A future of another loop would never wake
+-- this one: refused at once.
+local function future_of(aw, loop, what)
+  if isfuture(aw) then
+    if aw:get_loop() ~= loop then
+      error(("aloop.%s: the future belongs to a different loop"):format(what), 3)
+    end
+    return aw
+  end
   return loop:create_task(aw)
 end
 
@@ -67,7 +73,7 @@ function tasks.wait(aws, opts)
   end
   local loop = core.get_running_loop()
   local fs = {}
-  for i, aw in ipairs(list) do fs[i] = future_of(aw, loop) end
+  for i, aw in ipairs(list) do fs[i] = future_of(aw, loop, "wait") end
 
   local function satisfied()
     local ndone = 0
@@ -132,7 +138,7 @@ function tasks.wait_for(aw, timeout)
     error("aloop.wait_for: timeout must be a number or nil", 2)
   end
   local loop = core.get_running_loop()
-  local fut = future_of(aw, loop)
+  local fut = future_of(aw, loop, "wait_for")
   if timeout == nil then return await_future(fut) end
   if timeout <= 0 then
     if fut:done() then return fut:result() end
@@ -218,10 +224,8 @@ function tasks.gather(...)
   end
   local loop = default_loop()
   local children = {}
-  for i, aw in ipairs(list) do
-    children[i] = future_of(aw, loop)
-    loop = children[i]:get_loop()
-  end
+  if isfuture(list[1]) then loop = list[1]:get_loop() end -- the children's loop
+  for i, aw in ipairs(list) do children[i] = future_of(aw, loop, "gather") end
   local outer = gathering(loop, children, opts.return_exceptions and true or false)
   if in_task() then return await_future(outer) end
   return outer
@@ -243,7 +247,7 @@ function tasks.as_completed(aws, opts)
   end
   local fs = {}
   for i, aw in ipairs(list) do
-    fs[i] = future_of(aw, loop)
+    fs[i] = future_of(aw, loop, "as_completed")
     fs[i]:add_done_callback(on_done)
   end
   local th
