@@ -240,6 +240,7 @@ al_Socket *al_socket_new(lua_State *L, int fd, int family, int type) {
   s->fd = fd;
   s->family = family;
   s->type = type;
+  s->owned = 0;
   luaL_setmetatable(L, AL_SOCKET_MT);
   return s;
 }
@@ -250,8 +251,13 @@ void al_socket_close(al_Socket *s) {
   s->fd = -1;
 }
 
+/* sock:close(). A transport's socket is refused: its fd number would go to the next socket
+   while the transport still reads and writes it (asyncio hands out a guarded socket too). */
 static int sock_close(lua_State *L) {
-  al_socket_close(al_socket_check(L, 1));
+  al_Socket *s = al_socket_check(L, 1);
+  if (s->owned && s->fd >= 0)
+    return luaL_error(L, "aloop: this socket belongs to a transport: close the transport instead");
+  al_socket_close(s);
   return 0;
 }
 
