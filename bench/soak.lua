@@ -136,7 +136,7 @@ aio.run(function()
   server:close()
   server:wait_closed()
   -- Growth from the first sample after warm-up (the second, when there is one) to the last.
-  local first, last = samples[math.min(2, #samples)], samples[#samples]
+  local first, last = samples[#samples >= 3 and 2 or 1], samples[#samples]
   print(("growth %.0f s -> %.0f s: rss %+d KB, fds %+d, threads %+d, heap %+.1f KB")
     :format(first.t, last.t, last.rss - first.rss, last.fds - first.fds,
       last.threads - first.threads, last.heap - first.heap))
