@@ -2,12 +2,15 @@
 -- aloop process — echo connections, subprocesses, thread-pool and executor jobs, cancellation
 -- storms and timeouts — sampling RSS, open fds, OS threads and the Lua heap every
 -- SOAK_INTERVAL seconds (default 10). Flat columns are the goal; the last lines compare the
--- first sample after warm-up with the last one.
+-- first sample after warm-up with the last one. SOAK_SKIP lists parts left out, to find which
+-- one grows (e.g. SOAK_SKIP=subprocesses,pools; parts: echo, subprocesses, pools, cancellations).
 local aio = require "aloop"
 
 local SECONDS = tonumber(os.getenv("SOAK_SECONDS")) or 1800
 local INTERVAL = tonumber(os.getenv("SOAK_INTERVAL")) or 10
 local ECHO_CLIENTS = 16
+local SKIP = {}
+for part in (os.getenv("SOAK_SKIP") or ""):gmatch("[%w_]+") do SKIP[part] = true end
 
 local counts = { echo = 0, procs = 0, jobs = 0, cancelled = 0, timeouts = 0 }
 local stop = false
@@ -120,10 +123,13 @@ aio.run(function()
   local server = aio.start_server(echo_handler, "127.0.0.1", 0)
   local port = server.sockets[1]:getsockname()[2]
   local workers = {}
-  for _ = 1, ECHO_CLIENTS do workers[#workers + 1] = loop:create_task(echo_client, port) end
-  workers[#workers + 1] = loop:create_task(subprocesses)
-  workers[#workers + 1] = loop:create_task(pools)
-  workers[#workers + 1] = loop:create_task(cancellations)
+  if not SKIP.echo then
+    for _ = 1, ECHO_CLIENTS do workers[#workers + 1] = loop:create_task(echo_client, port) end
+  end
+  local parts = { subprocesses = subprocesses, pools = pools, cancellations = cancellations }
+  for name, part in pairs(parts) do
+    if not SKIP[name] then workers[#workers + 1] = loop:create_task(part) end
+  end
   print(("soak: %d s, a sample every %d s (pid %d)"):format(SECONDS, INTERVAL, proc_status("Pid")))
   local samples = {}
   while loop:time() - t0 < SECONDS do
