@@ -72,18 +72,34 @@ function connections.call_factory(factory)
 end
 local call_factory = connections.call_factory
 
--- create_connection(factory, host, port, {sock=, family=, local_addr=}) -> transport, protocol
--- TLS is not built yet: refuse ssl= loudly rather than talk plain text to a TLS peer.
-local function no_tls(opts, what)
-  if opts.ssl ~= nil or opts.server_hostname ~= nil then
-    error(("aloop.%s: ssl= / server_hostname= are not supported (aloop has no TLS layer yet)")
-      :format(what), 3)
+local tls = require "aloop.net.tls"
+
+-- The client context for opts.ssl (checked before connecting), or nil.
+local function client_context(opts, what)
+  if opts.ssl then return tls.context(opts.ssl, false, what) end
+  if opts.server_hostname ~= nil then
+    error(("aloop.%s: server_hostname is only meaningful with ssl"):format(what), 3)
   end
 end
 
+-- A connected socket becomes a transport: with a context, after the TLS handshake.
+local function connect_transport(loop, sock, factory, ctx, opts, host, what)
+  local protocol = call_factory(factory)
+  if ctx then return tls.connect(loop, sock, protocol, ctx, opts, host, what), protocol end
+  return core._transport(loop, sock, protocol), protocol
+end
+
+-- With opts.ssl a server's connections shake hands before the protocol sees them.
+local function server_factory(factory, opts, what)
+  if opts.ssl then return tls.server_factory(factory, opts, what) end
+  return factory
+end
+
+-- create_connection(factory, host, port, {sock=, family=, local_addr=, ssl=, server_hostname=,
+-- ssl_handshake_timeout=, ssl_shutdown_timeout=}) -> transport, protocol
 function Loop:create_connection(factory, host, port, opts)
   opts = opts or {}
-  no_tls(opts, "create_connection")
+  local ctx = client_context(opts, "create_connection")
   local sock = opts.sock
   if not sock then
     if host == nil or port == nil then
@@ -111,8 +127,7 @@ function Loop:create_connection(factory, host, port, opts)
       error(core.OSError("Multiple exceptions: " .. table.concat(msgs, ", ")), 0)
     end
   end
-  local protocol = call_factory(factory)
-  return core._transport(self, sock, protocol), protocol
+  return connect_transport(self, sock, factory, ctx, opts, host, "create_connection")
 end
 
 function Loop:connect_accepted_socket(factory, sock)
@@ -214,10 +229,11 @@ local function bind_all(loop, host, port, opts)
 end
 
 -- create_server(factory, host, port, {sock=, backlog=, reuse_address=, reuse_port=,
--- start_serving=, family=}) -> Server. host nil or "" listens on every interface.
+-- start_serving=, family=, ssl=, ssl_handshake_timeout=, ssl_shutdown_timeout=}) -> Server.
+-- host nil or "" listens on every interface.
 function Loop:create_server(factory, host, port, opts)
   opts = opts or {}
-  no_tls(opts, "create_server")
+  factory = server_factory(factory, opts, "create_server")
   local sockets = opts.sock and { opts.sock } or bind_all(self, host, port or 0, opts)
   return new_server(self, sockets, factory, opts)
 end
@@ -227,7 +243,7 @@ end
 
 function Loop:create_unix_connection(factory, path, opts)
   opts = opts or {}
-  no_tls(opts, "create_unix_connection")
+  local ctx = client_context(opts, "create_unix_connection")
   local sock = opts.sock
   if not sock then
     sock = socket.socket("unix")
@@ -237,15 +253,14 @@ function Loop:create_unix_connection(factory, path, opts)
       error(err, 0)
     end
   end
-  local protocol = call_factory(factory)
-  return core._transport(self, sock, protocol), protocol
+  return connect_transport(self, sock, factory, ctx, opts, nil, "create_unix_connection")
 end
 
 -- create_unix_server(factory, path, {sock=, backlog=, start_serving=}): a stale socket file
 -- (nobody accepting) is replaced; the file is removed when the server closes.
 function Loop:create_unix_server(factory, path, opts)
   opts = opts or {}
-  no_tls(opts, "create_unix_server")
+  factory = server_factory(factory, opts, "create_unix_server")
   local sock = opts.sock
   if not sock then
     sock = socket.socket("unix")

@@ -3,6 +3,7 @@
 -- when it has not enough, wait on the future the stream completes when more comes.
 -- aio.open_connection, aio.start_server (a task per client).
 local core = require "aloop.core"
+local tls = require "aloop.net.tls"
 
 -- This file's part of the public table (init.lua picks its public names), indented as a block.
 local aio = {}
@@ -87,6 +88,12 @@ do
   function StreamWriter:drain()
     local f = self.transport:_drain()
     if f then await(f) end
+  end
+
+  -- writer:start_tls(ctx, {server_side=, server_hostname=, ssl_handshake_timeout=}): upgrades
+  -- this stream pair to TLS in place (the reader goes on reading cleartext).
+  function StreamWriter:start_tls(ctx, opts)
+    tls.writer_start_tls(self, ctx, opts)
   end
 
   function StreamWriter:wait_closed()
