@@ -108,8 +108,18 @@ struct al_Task {
   int num_cancels;
   int slot; /* anchor in loop->tasks while unfinished */
   uint64_t sleep_seq; /* in sleep(): the seq of its timer heap entry (0: not sleeping) */
+  struct al_Park *park; /* the C object it waits on (al_task_park), or NULL */
   uint64_t id;
 };
+
+/*
+** A C object a task can wait on without a future (a StreamReader's buffer): it keeps the al_Task
+** pointer while the task is parked (the loop keeps an unfinished task alive), wakes it with
+** al_task_wake_parked, and forgets it in unpark() when the task is cancelled first.
+*/
+typedef struct al_Park {
+  void (*unpark)(lua_State *L, struct al_Park *p, struct al_Task *t);
+} al_Park;
 
 /* Values kept alive for C (anchors.c): a Lua array with a C free list of slots. */
 typedef struct al_Anchors {
@@ -265,6 +275,17 @@ int al_await(lua_State *L, int fidx); /* yields inside a task */
 /* Both pop the task userdata; they are the only code outside task_step that wakes a task. */
 void al_task_wake_sleeper(lua_State *L, al_Task *t); /* its sleep() timer fired */
 void al_task_wake_waiter(lua_State *L, al_Task *t);  /* the future it waits on finished */
+/*
+** Waiting on a C object (al_Park) instead of a future, as sleep() waits in the timer heap: a C
+** method gets the running task (al_task_parker raises if there is none), stores it, and returns
+** al_task_park(L, t, p, top, k) with its own arguments at 1..top; k(L, status, top) runs when the
+** task resumes and calls al_task_resumed(L, top) first (it raises a thrown-in CancelledError).
+** The object wakes the task with al_task_wake_parked (the task is runnable again at once).
+*/
+al_Task *al_task_parker(lua_State *L, const char *what);
+int al_task_park(lua_State *L, al_Task *t, al_Park *p, int top, lua_KFunction k);
+void al_task_resumed(lua_State *L, int top);
+void al_task_wake_parked(lua_State *L, al_Task *t);
 void al_task_open(lua_State *L, int core);
 al_Task *al_checktask(lua_State *L, int idx);
 
