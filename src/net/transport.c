@@ -350,8 +350,9 @@ static int tr_gc(lua_State *L) {
   return 0;
 }
 
-/* tr:_drain(): nil when the write buffer is under the high-water mark, else the future that
-   resume_writing completes (shared by every task draining). Raises once the connection is lost. */
+/* tr:_drain(): returns at once while the write buffer is under the high-water mark, else waits
+   (one C call) on the future resume_writing completes, shared by every task draining. Raises once
+   the connection is lost. */
 static int tr_drain(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   if (t->lost) {
@@ -359,12 +360,15 @@ static int tr_drain(lua_State *L) {
     return al_error_raise(L, "ConnectionResetError", "Connection lost");
   }
   if (!t->wpaused) return 0;
-  if (lua_getiuservalue(L, 1, AL_TUV_DRAIN) == LUA_TUSERDATA) return 1;
-  lua_getiuservalue(L, 1, AL_TUV_LOOP);
-  al_future_new(L, t->loop, -1);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, AL_TUV_DRAIN);
-  return 1;
+  lua_settop(L, 1);
+  if (lua_getiuservalue(L, 1, AL_TUV_DRAIN) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    lua_getiuservalue(L, 1, AL_TUV_LOOP);
+    al_future_new(L, t->loop, -1);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, AL_TUV_DRAIN);
+  }
+  return al_await(L, -1);
 }
 
 /* tr:_wait_closed(): nil once the fd is closed, else a future completed then. */

@@ -68,12 +68,9 @@ do
     return self.transport:get_extra_info(name, default)
   end
 
-  -- drain(): waits while the write buffer is over the high-water mark; raises once the
-  -- connection is lost. Several tasks may drain at once: they share one future.
-  function StreamWriter:drain()
-    local f = self.transport:_drain()
-    if f then await(f) end
-  end
+  -- drain(): waits while the write buffer is over the high-water mark (in C, one call); raises
+  -- once the connection is lost. Several tasks may drain at once: they share one future.
+  function StreamWriter:drain() return self.transport:_drain() end
 
   function StreamWriter:wait_closed()
     local f = self.transport:_wait_closed()
