@@ -40,6 +40,14 @@ describe("the aloop interpreter", function()
     assert.matches("^aloop %d+%.%d+%.%d+ %(Lua 5%.4[%d.]*, libev %d+%.%d+%)\n$", out)
   end)
 
+  it("--version prints the same, with the version the module reports (one source)", function()
+    local out, err, code = H.aloop_capture("--version")
+    assert.equal(0, code, err)
+    assert.equal(H.aloop_capture("-v"), out)
+    local v = require("aloop").version
+    assert.equal("aloop " .. v .. " ", out:sub(1, #v + 7))
+  end)
+
   it("-e runs a statement with aloop available through require", function()
     local out, err, code = H.aloop_capture([[-e 'print(1 + 1)' -e 'print(type(require("aloop").sleep))']])
     assert.equal(0, code, err)

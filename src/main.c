@@ -30,7 +30,7 @@ static void usage(const char *badopt) {
           "  -e stat        execute string 'stat'\n"
           "  -i             enter interactive mode after executing 'script'\n"
           "  -l mod         require library 'mod' into global 'mod'\n"
-          "  -v             show version information\n"
+          "  -v, --version  show version information (aloop, Lua, libev)\n"
           "  --debug        enable aloop debug mode (as ALOOP_DEBUG=1)\n"
           "  --backend NAME use libev backend NAME (epoll, poll, select, io_uring, ...)\n"
           "  --             stop handling options\n"
@@ -130,7 +130,7 @@ static int collectargs(char **argv, Opts *o) {
       return 1;
     }
     if (strcmp(a, "-i") == 0) o->interactive = o->version = 1;
-    else if (strcmp(a, "-v") == 0) o->version = 1;
+    else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) o->version = 1;
     else if (strcmp(a, "--debug") == 0) setenv("ALOOP_DEBUG", "1", 1);
     else if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0 || strcmp(a, "--backend") == 0) {
       if (a[1] == 'e') o->has_e = 1;

@@ -93,4 +93,6 @@ function M.async(fn, opts)
   return function() return M.run(fn, opts) end
 end
 
-return M
+-- The module is itself `async`: `local async = require "aloop.busted"` and
+-- `local async = require("aloop.busted").async` both work (API.md §11).
+return setmetatable(M, { __call = function(_, fn, opts) return M.async(fn, opts) end })
