@@ -277,12 +277,12 @@ void al_task_wake_sleeper(lua_State *L, al_Task *t); /* its sleep() timer fired 
 void al_task_wake_waiter(lua_State *L, al_Task *t);  /* the future it waits on finished */
 /*
 ** Waiting on a C object (al_Park) instead of a future, as sleep() waits in the timer heap: a C
-** method gets the running task (al_task_parker raises if there is none), stores it, and returns
+** method gets the running task of its loop (al_task_parker raises if there is none), stores it, and returns
 ** al_task_park(L, t, p, top, k) with its own arguments at 1..top; k(L, status, top) runs when the
 ** task resumes and calls al_task_resumed(L, top) first (it raises a thrown-in CancelledError).
 ** The object wakes the task with al_task_wake_parked (the task is runnable again at once).
 */
-al_Task *al_task_parker(lua_State *L, const char *what);
+al_Task *al_task_parker(lua_State *L, al_Loop *loop, const char *what);
 int al_task_park(lua_State *L, al_Task *t, al_Park *p, int top, lua_KFunction k);
 void al_task_resumed(lua_State *L, int top);
 void al_task_wake_parked(lua_State *L, al_Task *t);

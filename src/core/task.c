@@ -582,11 +582,14 @@ static int l_sleep(lua_State *L) {
   return lua_yieldk(L, 1, nargs, sleep_k);
 }
 
-/* The running task, for a C object that parks it; raises "not inside a task" otherwise. */
-al_Task *al_task_parker(lua_State *L, const char *what) {
-  al_Task *t = running_task(L, al_state(L));
-  if (!t) not_in_task(L, what);
-  return t;
+/* The running task of loop (the object's), for a C object that parks it; raises otherwise. */
+al_Task *al_task_parker(lua_State *L, al_Loop *loop, const char *what) {
+  al_Task *t = loop->current_task;
+  if (t && t->co == L) return t;
+  if (running_task(L, al_state(L)))
+    luaL_error(L, "aloop.%s: the stream belongs to a different loop", what);
+  not_in_task(L, what);
+  return NULL;
 }
 
 /* Parks the running task t on p; the C function returns this (see internal.h). */

@@ -117,7 +117,7 @@ static void take(lua_State *L, al_Reader *r, size_t n) {
 ** source, so a read of more than the limit still completes.
 */
 static int wait_data(lua_State *L, al_Reader *r, const char *what, int top, lua_KFunction k) {
-  al_Task *t = al_task_parker(L, what);
+  al_Task *t = al_task_parker(L, r->loop, what);
   if (r->waiter) return al_error_raise(L, "Error", "another task is already waiting for incoming data");
   if (r->full) {
     r->full = 0;
