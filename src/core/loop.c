@@ -36,28 +36,18 @@ void al_setmt(lua_State *L, al_State *st, int which) {
 }
 
 /* Creates (or finds) the metatable `name`, leaves it on the stack and caches a ref to it. */
-const void *al_newmt(lua_State *L, const char *name, int which) {
+void al_newmt(lua_State *L, const char *name, int which) {
   luaL_newmetatable(L, name);
   al_State *st = al_state(L);
   lua_pushvalue(L, -1);
   st->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
-  return lua_topointer(L, -1);
 }
 
-/*
-** Type checks of aloop's userdata go by size and magic number rather than by metatable: no
-** registry lookup on hot paths, and safe to call from a host thread peeking at the stack.
-*/
-al_Loop *al_toloop(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(al_Loop)) return NULL;
-  al_Loop *loop = lua_touserdata(L, idx);
-  return loop->magic == AL_LOOP_MAGIC ? loop : NULL;
-}
+/* Size and magic number (al_toudata): also safe from a host thread peeking at the stack. */
+al_Loop *al_toloop(lua_State *L, int idx) { return AL_TOUDATA(L, idx, al_Loop, AL_LOOP_MAGIC); }
 
 al_Loop *al_checkloop(lua_State *L, int idx) {
-  al_Loop *loop = al_toloop(L, idx);
-  if (!loop) luaL_typeerror(L, idx, "aloop loop");
-  return loop;
+  return AL_CHECKUDATA(L, idx, al_Loop, AL_LOOP_MAGIC, "aloop loop");
 }
 
 static al_Loop *checkopen(lua_State *L, int idx) {

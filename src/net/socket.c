@@ -219,7 +219,7 @@ static int l_getaddrinfo(lua_State *L) {
 /* Socket objects. */
 
 al_Socket *al_socket_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AL_SOCKET_MT);
+  return AL_CHECKUDATA(L, idx, al_Socket, AL_SOCKET_MAGIC, AL_SOCKET_MT);
 }
 
 static al_Socket *checkopen(lua_State *L, int idx) {
@@ -233,6 +233,7 @@ al_Socket *al_socket_new(lua_State *L, int fd, int family, int type) {
   s->fd = fd;
   s->family = family;
   s->type = type;
+  s->magic = AL_SOCKET_MAGIC;
   luaL_setmetatable(L, AL_SOCKET_MT);
   return s;
 }

@@ -15,17 +15,9 @@ enum { RD_SOURCE = 1, /* the stream feeding it (kept alive) */
        RD_EXC,        /* the error the stream failed with */
        RD_N = RD_EXC };
 
-/* The reader at idx. Its methods have the metatable as upvalue 1: a pointer comparison instead
-   of a registry lookup by name on every read. */
+/* The reader at idx (size and magic number: al_toudata). */
 static al_Reader *check_rd(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ok) return p;
-  }
-  luaL_typeerror(L, idx, AL_READER_MT);
-  return NULL;
+  return AL_CHECKUDATA(L, idx, al_Reader, AL_READER_MAGIC, AL_READER_MT);
 }
 
 /* Wakes the task parked in a read (if any); it then reads again. */
@@ -48,6 +40,7 @@ al_Reader *al_reader_new(lua_State *L, al_Loop *loop, int loopidx, int srcidx, s
   srcidx = lua_absindex(L, srcidx);
   al_Reader *r = lua_newuserdatauv(L, sizeof *r, RD_N);
   memset(r, 0, sizeof *r);
+  r->magic = AL_READER_MAGIC;
   r->limit = limit;
   r->loop = loop;
   r->park.unpark = unpark;
@@ -275,9 +268,7 @@ static const luaL_Reg rd_methods[] = {
 /* core._reader_methods: streams.lua's C half. */
 void al_reader_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_READER_MT)) {
-    luaL_newlibtable(L, rd_methods);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, rd_methods, 1); /* upvalue 1: the metatable (check_rd) */
+    luaL_newlib(L, rd_methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, rd_gc);
     lua_setfield(L, -2, "__gc");

@@ -17,7 +17,10 @@
    data, or a task waits for more than the limit): the stream starts reading again. */
 typedef void (*al_reader_resume_fn)(lua_State *L, void *source);
 
+#define AL_READER_MAGIC 0x72656164u /* "read" (al_toudata) */
+
 typedef struct al_Reader {
+  uint32_t magic; /* AL_READER_MAGIC */
   al_Buf buf;
   size_t limit;          /* past this many buffered bytes the reader is full */
   al_Loop *loop;

@@ -17,19 +17,9 @@
 #define DEFAULT_HIGH 65536 /* write-buffer high-water mark, as asyncio's */
 #define DEFAULT_LOW 16384
 
-/*
-** The transport at idx. Every function that checks has the metatable as its upvalue 1: a pointer
-** comparison instead of luaL_checkudata's registry lookup by name, on every write().
-*/
+/* The transport at idx (size and magic number: al_toudata). */
 al_Transport *al_transport_check(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ok) return p;
-  }
-  luaL_typeerror(L, idx, AL_TRANSPORT_MT);
-  return NULL;
+  return AL_CHECKUDATA(L, idx, al_Transport, AL_TRANSPORT_MAGIC, AL_TRANSPORT_MT);
 }
 
 void al_transport_push(lua_State *L, al_Transport *t) { lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); }
@@ -396,6 +386,7 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   if (s->fd < 0) al_oserror_raise(L, EBADF, "socket is closed");
   al_Transport *t = lua_newuserdatauv(L, sizeof *t, AL_TUV_N);
   memset(t, 0, sizeof *t);
+  t->magic = AL_TRANSPORT_MAGIC;
   t->ref = LUA_NOREF;
   t->hdr.shutdown = tr_shutdown;
   t->loop = loop;
@@ -478,10 +469,7 @@ void al_transport_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_TRANSPORT_MT)) {
     lua_newtable(L);
     const luaL_Reg *const parts[] = {tr_methods, al_stream_methods, al_dgram_methods};
-    for (int i = 0; i < 3; i++) {
-      lua_pushvalue(L, -2);
-      luaL_setfuncs(L, parts[i], 1); /* upvalue 1: the metatable (al_transport_check) */
-    }
+    for (int i = 0; i < 3; i++) luaL_setfuncs(L, parts[i], 0);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, tr_gc);
     lua_setfield(L, -2, "__gc");
@@ -489,8 +477,7 @@ void al_transport_open(lua_State *L, int core) {
     lua_getfield(L, -1, "close");
     lua_setfield(L, -3, "__close");
     lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, tr_tostring, 1);
+    lua_pushcfunction(L, tr_tostring);
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
