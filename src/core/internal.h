@@ -223,7 +223,10 @@ void al_anchor_push(lua_State *L, al_Anchors *a, int slot);
 void al_unanchor(lua_State *L, al_Anchors *a, int slot);
 
 /* loop.c */
-al_State *al_state(lua_State *L);
+al_State *al_state(lua_State *L); /* a registry lookup: hot functions use AL_UPSTATE */
+/* The al_State in a function registered with it as upvalue 1 (the core table's functions of
+   loop.c and task.c): no registry lookup. */
+#define AL_UPSTATE(L) ((al_State *)lua_touserdata((L), lua_upvalueindex(1)))
 void al_setmt(lua_State *L, al_State *st, int which); /* metatable of the value on top */
 void al_newmt(lua_State *L, const char *name, int which); /* luaL_newmetatable + cache */
 al_Loop *al_checkloop(lua_State *L, int idx);

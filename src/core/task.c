@@ -526,8 +526,7 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
 int al_await(lua_State *L, int fidx) {
   fidx = lua_absindex(L, fidx);
   al_Future *f = al_checkfuture(L, fidx);
-  al_State *st = al_state(L);
-  al_Task *t = running_task(L, st);
+  al_Task *t = running_task(L, f->loop->st);
   if (f->state != AL_PENDING) return al_future_push_result(L, f, fidx);
   if (!t) return not_in_task(L, "await");
   if (f == &t->fut) return luaL_error(L, "aloop: a task cannot await itself");
@@ -567,8 +566,7 @@ static int l_sleep(lua_State *L) {
   double delay = luaL_checknumber(L, 1);
   if (isnan(delay)) return luaL_argerror(L, 1, "delay is NaN");
   int nargs = lua_gettop(L) - 1;
-  al_State *st = al_state(L);
-  al_Task *t = running_task(L, st);
+  al_Task *t = running_task(L, AL_UPSTATE(L));
   if (!t) return not_in_task(L, "sleep");
   if (delay <= 0) {
     lua_pushlightuserdata(L, (void *)&key_yield0);
@@ -688,7 +686,7 @@ static int task_tostring(lua_State *L) {
 
 /* aio.current_task([loop]) */
 static int l_current_task(lua_State *L) {
-  al_Loop *loop = lua_isnoneornil(L, 1) ? al_state(L)->running : al_checkloop(L, 1);
+  al_Loop *loop = lua_isnoneornil(L, 1) ? AL_UPSTATE(L)->running : al_checkloop(L, 1);
   if (!loop || !loop->current_task) {
     lua_pushnil(L);
     return 1;
@@ -768,6 +766,7 @@ void al_task_open(lua_State *L, int core) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_pushvalue(L, core);
-  luaL_setfuncs(L, module_funcs, 0);
+  lua_pushlightuserdata(L, al_state(L));
+  luaL_setfuncs(L, module_funcs, 1); /* upvalue 1: the al_State (AL_UPSTATE) */
   lua_pop(L, 1);
 }
