@@ -72,6 +72,7 @@ typedef struct al_Task al_Task;
 */
 typedef struct al_State {
   al_Loop *running; /* the loop whose run_* is active in this state, or NULL */
+  int running_ref;  /* registry slot caching the running loop's userdata (al_push_running) */
   int mt_ref[5]; /* registry refs of the metatables, by AL_MT_* (no name lookups on hot paths) */
   int default_loop_ref; /* registry ref of the loop get_event_loop returns, or LUA_NOREF */
   int coro_mt_ref;      /* metatable of coroutine objects (set by init.lua), or LUA_NOREF */
@@ -234,6 +235,8 @@ al_Loop *al_toloop(lua_State *L, int idx); /* or NULL; never raises */
 double al_now(void);
 void al_ready_push(lua_State *L, al_Loop *loop); /* pops a handle/task userdata */
 void al_push_loop(lua_State *L, al_Loop *loop);  /* pushes the loop userdata */
+void al_set_running(lua_State *L, al_State *st, al_Loop *loop); /* loop starts/stops (NULL) */
+void al_push_running(lua_State *L, al_State *st); /* the running loop (st->running != NULL) */
 void al_loop_open(lua_State *L, int core);
 al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const char *bname);
 void al_loop_run_once(lua_State *L, al_Loop *loop, int mode); /* mode: ALOOP_STEP_* */

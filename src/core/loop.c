@@ -62,6 +62,22 @@ void al_push_loop(lua_State *L, al_Loop *loop) {
   lua_remove(L, -2);
 }
 
+/* The running loop changes (NULL: none). Its userdata is cached on first use, dropped here. */
+void al_set_running(lua_State *L, al_State *st, al_Loop *loop) {
+  st->running = loop;
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, st->running_ref);
+}
+
+/* Pushes the running loop's userdata: an array slot of the registry, not two hash lookups. */
+void al_push_running(lua_State *L, al_State *st) {
+  if (lua_rawgeti(L, LUA_REGISTRYINDEX, st->running_ref) == LUA_TUSERDATA) return;
+  lua_pop(L, 1);
+  al_push_loop(L, st->running);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, st->running_ref);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Ready queue: a ring buffer in a Lua table (array part only), head/tail counted in C. */
 
@@ -250,12 +266,11 @@ static int loop_run_forever(lua_State *L) {
   if (loop->running) return luaL_error(L, "aloop: This event loop is already running");
   if (st->running)
     return luaL_error(L, "aloop: Cannot run the event loop while another loop is running");
-  al_Loop *prev_running = st->running;
   lua_State *prev_L = loop->L;
   loop->running = 1;
   loop->thread = pthread_self();
   loop->L = loop->cur_L = L;
-  st->running = loop;
+  al_set_running(L, st, loop);
   al_sigint_install(loop);
   lua_settop(L, 1);
   while (!loop->interrupted) {
@@ -267,7 +282,7 @@ static int loop_run_forever(lua_State *L) {
   loop->running = 0;
   loop->L = prev_L;
   loop->cur_L = NULL;
-  st->running = prev_running;
+  al_set_running(L, st, NULL);
   if (loop->interrupted) {
     loop->interrupted = 0;
     return raise_interrupt(L);
@@ -588,7 +603,7 @@ al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const
 static int l_get_running_loop(lua_State *L) {
   al_State *st = AL_UPSTATE(L);
   if (!st->running) return luaL_error(L, "aloop: no running event loop");
-  al_push_loop(L, st->running);
+  al_push_running(L, st);
   return 1;
 }
 
@@ -596,7 +611,7 @@ static int l_get_running_loop(lua_State *L) {
 static int l_get_event_loop(lua_State *L) {
   al_State *st = al_state(L);
   if (st->running) {
-    al_push_loop(L, st->running);
+    al_push_running(L, st);
     return 1;
   }
   if (st->default_loop_ref != LUA_NOREF) {
@@ -622,7 +637,7 @@ static int l_set_event_loop(lua_State *L) {
 /* _get_running_loop(): the running loop or nil (for Lua-side helpers). */
 static int l_running_loop_or_nil(lua_State *L) {
   al_State *st = AL_UPSTATE(L);
-  if (st->running) al_push_loop(L, st->running);
+  if (st->running) al_push_running(L, st);
   else lua_pushnil(L);
   return 1;
 }
