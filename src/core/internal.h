@@ -28,9 +28,9 @@ enum { AL_MT_LOOP, AL_MT_HANDLE, AL_MT_TIMER, AL_MT_FUTURE, AL_MT_TASK };
 /*
 ** The one type check of aloop's userdata: its size and a magic number its C struct holds in a
 ** `magic` field (set when it is made). NULL when idx holds anything else (light userdata have no
-** size). Measured under callgrind per checked method call: 31 instructions, against 97 for
-** comparing a cached metatable pointer, 154 for a metatable upvalue, 181 for a metatable fetched
-** by registry ref and 295 for luaL_checkudata (bench/RESULTS.md, "type checks").
+** size). Measured under callgrind per checked method call: 30 instructions, against 96 for
+** comparing a cached metatable pointer, 153 for a metatable upvalue, 181 for a metatable fetched
+** by registry ref and 323 for luaL_checkudata (`bench/callgrind typecheck`, bench/RESULTS.md).
 */
 static inline void *al_toudata(lua_State *L, int idx, size_t size, size_t magic_at,
                                uint32_t magic) {
