@@ -232,6 +232,21 @@ static int rd_readuntil(lua_State *L) {
   return raise_incomplete(L, r, -1);
 }
 
+static int rd_wait(lua_State *L);
+static int wait_k(lua_State *L, int status, lua_KContext top) {
+  (void)status;
+  al_task_resumed(L, (int)top);
+  return rd_wait(L);
+}
+
+/* rd:wait(): returns once the reader holds bytes or the stream ended; takes nothing. */
+static int rd_wait(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  check_failed(L, r);
+  if (r->buf.len > 0 || r->eof) return 0;
+  return wait_data(L, r, "StreamReader.wait", 1, wait_k);
+}
+
 static int rd_at_eof(lua_State *L) {
   al_Reader *r = check_rd(L, 1);
   lua_pushboolean(L, r->eof && r->buf.len == 0);
@@ -304,6 +319,7 @@ static const luaL_Reg rd_methods[] = {
     {"read", rd_read},
     {"readexactly", rd_readexactly},
     {"readuntil", rd_readuntil},
+    {"wait", rd_wait},
     {"at_eof", rd_at_eof},
     {"buffered", rd_buffered},
     {"exception", rd_exception},
