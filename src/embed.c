@@ -164,7 +164,7 @@ int aloop_step(lua_State *L, int loop_idx, int mode) {
   loop->running = 1;
   loop->thread = pthread_self();
   loop->L = loop->cur_L = L;
-  st->running = loop;
+  al_set_running(L, st, loop);
   lua_pushcfunction(L, step_p);
   lua_pushlightuserdata(L, loop);
   lua_pushinteger(L, mode);
@@ -172,7 +172,7 @@ int aloop_step(lua_State *L, int loop_idx, int mode) {
   loop->running = 0;
   loop->L = prev_L;
   loop->cur_L = NULL;
-  st->running = NULL;
+  al_set_running(L, st, NULL);
   if (status != LUA_OK) return ALOOP_ERROR;
   if (loop->interrupted) {
     loop->interrupted = 0;

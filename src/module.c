@@ -68,6 +68,8 @@ int luaopen_aloop_core(lua_State *L) {
     memset(st, 0, sizeof *st);
     st->default_loop_ref = st->coro_mt_ref = LUA_NOREF;
     lua_rawsetp(L, LUA_REGISTRYINDEX, &al_key_state);
+    lua_pushboolean(L, 0);
+    st->running_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   int core = lua_gettop(L);
   for (const al_OpenFn *open = parts; *open; open++) (*open)(L, core);

@@ -165,6 +165,27 @@ describe("run_forever and stop", function()
     end)
   end)
 
+  it("callbacks run in FIFO order when the ready queue grows while its head is mid-ring", function()
+    with_loop(function(loop)
+      local log, n = {}, 0
+      -- 40 run first; each schedules 5 (200 queued while the head has moved on: the ring of 64
+      -- wraps, then grows in place under the running batch)
+      for _ = 1, 40 do
+        loop:call_soon(function()
+          for _ = 1, 5 do
+            n = n + 1
+            local k = n
+            loop:call_soon(function() log[#log + 1] = k end)
+          end
+        end)
+      end
+      run_once(loop)
+      run_once(loop)
+      assert.equal(200, #log)
+      for i = 1, 200 do assert.equal(i, log[i]) end
+    end)
+  end)
+
   it("stop before run_forever runs one iteration, then returns", function()
     with_loop(function(loop)
       local log = {}

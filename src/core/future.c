@@ -6,11 +6,12 @@
 #include "core/internal.h"
 
 /* A Future or Task, by size and magic number (see al_toloop), or NULL. */
+/* A future or a task (an al_Task starts with its al_Future): al_toudata for two sizes. */
 al_Future *al_tofuture(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA) return NULL;
+  al_Future *f = lua_touserdata(L, idx);
+  if (!f) return NULL;
   size_t len = lua_rawlen(L, idx);
   if (len != sizeof(al_Future) && len != sizeof(al_Task)) return NULL;
-  al_Future *f = lua_touserdata(L, idx);
   return f->magic == AL_FUTURE_MAGIC ? f : NULL;
 }
 

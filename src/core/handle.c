@@ -11,6 +11,7 @@ al_Handle *al_handle_new(lua_State *L, al_Loop *loop, int fnidx, int nargs, int 
   fnidx = lua_absindex(L, fnidx);
   al_Handle *h = lua_newuserdatauv(L, sizeof *h, nargs + 1);
   h->kind = AL_KIND_HANDLE;
+  h->magic = AL_HANDLE_MAGIC;
   h->cancelled = 0;
   h->is_timer = (unsigned char)timer;
   h->nargs = nargs;
@@ -176,14 +177,7 @@ void al_timers_collect(lua_State *L, al_Loop *loop, double now) {
 /* Lua methods. */
 
 static al_Handle *checkhandle(lua_State *L) {
-  if (lua_getmetatable(L, 1)) {
-    const void *mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
-    al_State *st = al_state(L);
-    if (mt == st->handle_mt || mt == st->timer_mt) return lua_touserdata(L, 1);
-  }
-  luaL_typeerror(L, 1, "aloop Handle");
-  return NULL;
+  return AL_CHECKUDATA(L, 1, al_Handle, AL_HANDLE_MAGIC, "aloop Handle");
 }
 
 static int handle_cancel(lua_State *L) {
@@ -227,9 +221,7 @@ static const luaL_Reg handle_methods[] = {
 void al_handle_open(lua_State *L, int core) {
   (void)core; /* metatables only */
   for (int timer = 0; timer <= 1; timer++) {
-    const void *mt = al_newmt(L, timer ? AL_TIMER_MT : AL_HANDLE_MT, timer ? AL_MT_TIMER : AL_MT_HANDLE);
-    if (timer) al_state(L)->timer_mt = mt;
-    else al_state(L)->handle_mt = mt;
+    al_newmt(L, timer ? AL_TIMER_MT : AL_HANDLE_MT, timer ? AL_MT_TIMER : AL_MT_HANDLE);
     luaL_newlib(L, handle_methods);
     if (timer) {
       lua_pushcfunction(L, handle_when);

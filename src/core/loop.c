@@ -36,28 +36,18 @@ void al_setmt(lua_State *L, al_State *st, int which) {
 }
 
 /* Creates (or finds) the metatable `name`, leaves it on the stack and caches a ref to it. */
-const void *al_newmt(lua_State *L, const char *name, int which) {
+void al_newmt(lua_State *L, const char *name, int which) {
   luaL_newmetatable(L, name);
   al_State *st = al_state(L);
   lua_pushvalue(L, -1);
   st->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
-  return lua_topointer(L, -1);
 }
 
-/*
-** Type checks of aloop's userdata go by size and magic number rather than by metatable: no
-** registry lookup on hot paths, and safe to call from a host thread peeking at the stack.
-*/
-al_Loop *al_toloop(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(al_Loop)) return NULL;
-  al_Loop *loop = lua_touserdata(L, idx);
-  return loop->magic == AL_LOOP_MAGIC ? loop : NULL;
-}
+/* Size and magic number (al_toudata): also safe from a host thread peeking at the stack. */
+al_Loop *al_toloop(lua_State *L, int idx) { return AL_TOUDATA(L, idx, al_Loop, AL_LOOP_MAGIC); }
 
 al_Loop *al_checkloop(lua_State *L, int idx) {
-  al_Loop *loop = al_toloop(L, idx);
-  if (!loop) luaL_typeerror(L, idx, "aloop loop");
-  return loop;
+  return AL_CHECKUDATA(L, idx, al_Loop, AL_LOOP_MAGIC, "aloop loop");
 }
 
 static al_Loop *checkopen(lua_State *L, int idx) {
@@ -72,23 +62,43 @@ void al_push_loop(lua_State *L, al_Loop *loop) {
   lua_remove(L, -2);
 }
 
+/* The running loop changes (NULL: none). Its userdata is cached on first use, dropped here. */
+void al_set_running(lua_State *L, al_State *st, al_Loop *loop) {
+  st->running = loop;
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, st->running_ref);
+}
+
+/* Pushes the running loop's userdata: an array slot of the registry, not two hash lookups. */
+void al_push_running(lua_State *L, al_State *st) {
+  if (lua_rawgeti(L, LUA_REGISTRYINDEX, st->running_ref) == LUA_TUSERDATA) return;
+  lua_pop(L, 1);
+  al_push_loop(L, st->running);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, st->running_ref);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Ready queue: a ring buffer in a Lua table (array part only), head/tail counted in C. */
 
 
+/*
+** The ring is full: doubles it in place. The entries in the slots before the head's move up past
+** the old end, so the ring stays contiguous and the table stays the same one (run_batch holds it).
+*/
 static void ready_grow(lua_State *L, al_Loop *loop) {
-  long cap = loop->ready_cap, ncap = cap * 2;
-  lua_createtable(L, (int)ncap, 0);
+  long cap = loop->ready_cap, head = loop->ready_head & (cap - 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
-  for (long i = 0; i < cap; i++) {
-    lua_rawgeti(L, -1, ((loop->ready_head + i) & (cap - 1)) + 1);
-    lua_rawseti(L, -3, i + 1);
+  for (long i = 1; i <= head; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, cap + i);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, i);
   }
   lua_pop(L, 1);
-  lua_rawseti(L, LUA_REGISTRYINDEX, loop->ready_ref);
-  loop->ready_head = 0;
-  loop->ready_tail = cap;
-  loop->ready_cap = ncap;
+  loop->ready_head = head;
+  loop->ready_tail = head + cap;
+  loop->ready_cap = cap * 2;
 }
 
 /* Queues the value on top (popping it); on a closed loop it is dropped: nothing runs there. */
@@ -99,10 +109,10 @@ void al_ready_push(lua_State *L, al_Loop *loop) {
   }
   if (loop->ready_tail - loop->ready_head == loop->ready_cap) ready_grow(L, loop);
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
-  lua_insert(L, -2);
+  lua_pushvalue(L, -2);
   lua_rawseti(L, -2, (loop->ready_tail & (loop->ready_cap - 1)) + 1);
   loop->ready_tail++;
-  lua_pop(L, 1);
+  lua_pop(L, 2);
 }
 
 static inline long ready_count(al_Loop *loop) { return loop->ready_tail - loop->ready_head; }
@@ -114,31 +124,28 @@ static void wake_cb(struct ev_loop *ev, ev_timer *w, int revents) {
   (void)ev, (void)w, (void)revents;
 }
 
-/* Pushes the entry at the head of the ready queue (it stays queued until ready_drop). */
-static inline void *ready_peek(lua_State *L, al_Loop *loop) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
-  lua_rawgeti(L, -1, (loop->ready_head & (loop->ready_cap - 1)) + 1);
-  lua_remove(L, -2);
+/* Pushes the entry at the head of the ring (at index `ring`); it stays queued until ready_drop. */
+static inline void *ready_peek(lua_State *L, al_Loop *loop, int ring) {
+  lua_rawgeti(L, ring, (loop->ready_head & (loop->ready_cap - 1)) + 1);
   return lua_touserdata(L, -1);
 }
 
-static inline void ready_drop(lua_State *L, al_Loop *loop) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+/* Drops the head entry (the ring may have grown since ready_peek: the slot is computed again). */
+static inline void ready_drop(lua_State *L, al_Loop *loop, int ring) {
   lua_pushnil(L);
-  lua_rawseti(L, -2, (loop->ready_head & (loop->ready_cap - 1)) + 1);
-  lua_pop(L, 1);
+  lua_rawseti(L, ring, (loop->ready_head & (loop->ready_cap - 1)) + 1);
   loop->ready_head++;
 }
 
-/* Runs the entry at index 2 (a task step or a handle's call). */
+/* Runs the entry at index 3 (a task step or a handle's call); run_batch's stack: loop, ring. */
 static inline void run_entry(lua_State *L, al_Loop *loop, unsigned char *kind) {
   if (*kind == AL_KIND_TASK) {
-    al_task_run(L, (al_Task *)kind, 2);
+    al_task_run(L, (al_Task *)kind, 3);
   } else {
     al_Handle *h = (al_Handle *)kind;
     if (!h->cancelled) {
       luaL_checkstack(L, h->nargs + 1, "too many arguments for a callback");
-      for (int i = 0; i <= h->nargs; i++) lua_getiuservalue(L, 2, i + 1);
+      for (int i = 0; i <= h->nargs; i++) lua_getiuservalue(L, 3, i + 1);
       lua_call(L, h->nargs, 0);
     }
   }
@@ -150,9 +157,9 @@ static void run_entry_timed(lua_State *L, al_Loop *loop, unsigned char *kind) {
   run_entry(L, loop, kind);
   double dt = al_now() - t0;
   if (dt < loop->slow_callback_duration) return;
-  lua_settop(L, 2);
-  if (*kind == AL_KIND_HANDLE) lua_getiuservalue(L, 2, 1); /* the function that ran */
-  else lua_pushvalue(L, 2);                                /* the task that stepped */
+  lua_settop(L, 3);
+  if (*kind == AL_KIND_HANDLE) lua_getiuservalue(L, 3, 1); /* the function that ran */
+  else lua_pushvalue(L, 3);                                /* the task that stepped */
   al_push_description(L, -1);
   char secs[32];
   snprintf(secs, sizeof secs, "%.3f", dt);
@@ -167,13 +174,15 @@ static void run_entry_timed(lua_State *L, al_Loop *loop, unsigned char *kind) {
 */
 static int run_batch(lua_State *L) {
   al_Loop *loop = lua_touserdata(L, 1);
+  lua_settop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref); /* 2: the ring (never replaced) */
   while (loop->batch_left > 0 && !loop->interrupted) {
-    unsigned char *kind = ready_peek(L, loop);
+    unsigned char *kind = ready_peek(L, loop, 2);
     if (loop->debug) run_entry_timed(L, loop, kind);
     else run_entry(L, loop, kind);
-    lua_settop(L, 1);
+    lua_settop(L, 2);
     loop->batch_left--;
-    ready_drop(L, loop);
+    ready_drop(L, loop, 2);
   }
   return 0;
 }
@@ -181,10 +190,12 @@ static int run_batch(lua_State *L) {
 /* A callback raised (error on top, its handle at the head of the queue): report, drop it. */
 static void report_callback_error(lua_State *L, al_Loop *loop) {
   int err = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
+  int ring = err + 1;
   if (al_error_is(L, err, "KeyboardInterrupt")) {
     loop->interrupted = 1;
   } else {
-    ready_peek(L, loop);
+    ready_peek(L, loop, ring);
     int h = lua_gettop(L);
     lua_createtable(L, 0, 4);
     lua_getiuservalue(L, h, 1);
@@ -200,9 +211,10 @@ static void report_callback_error(lua_State *L, al_Loop *loop) {
     lua_setfield(L, -2, "traceback");
     al_report(L, loop, -1);
   }
-  lua_settop(L, err - 1);
+  lua_settop(L, ring);
   loop->batch_left--;
-  ready_drop(L, loop);
+  ready_drop(L, loop, ring);
+  lua_settop(L, err - 1);
 }
 
 /*
@@ -260,12 +272,11 @@ static int loop_run_forever(lua_State *L) {
   if (loop->running) return luaL_error(L, "aloop: This event loop is already running");
   if (st->running)
     return luaL_error(L, "aloop: Cannot run the event loop while another loop is running");
-  al_Loop *prev_running = st->running;
   lua_State *prev_L = loop->L;
   loop->running = 1;
   loop->thread = pthread_self();
   loop->L = loop->cur_L = L;
-  st->running = loop;
+  al_set_running(L, st, loop);
   al_sigint_install(loop);
   lua_settop(L, 1);
   while (!loop->interrupted) {
@@ -277,7 +288,7 @@ static int loop_run_forever(lua_State *L) {
   loop->running = 0;
   loop->L = prev_L;
   loop->cur_L = NULL;
-  st->running = prev_running;
+  al_set_running(L, st, NULL);
   if (loop->interrupted) {
     loop->interrupted = 0;
     return raise_interrupt(L);
@@ -615,9 +626,9 @@ al_Loop *al_loop_new(lua_State *L, struct ev_loop *ev, unsigned int flags, const
 }
 
 static int l_get_running_loop(lua_State *L) {
-  al_State *st = al_state(L);
+  al_State *st = AL_UPSTATE(L);
   if (!st->running) return luaL_error(L, "aloop: no running event loop");
-  al_push_loop(L, st->running);
+  al_push_running(L, st);
   return 1;
 }
 
@@ -625,7 +636,7 @@ static int l_get_running_loop(lua_State *L) {
 static int l_get_event_loop(lua_State *L) {
   al_State *st = al_state(L);
   if (st->running) {
-    al_push_loop(L, st->running);
+    al_push_running(L, st);
     return 1;
   }
   if (st->default_loop_ref != LUA_NOREF) {
@@ -650,8 +661,8 @@ static int l_set_event_loop(lua_State *L) {
 
 /* _get_running_loop(): the running loop or nil (for Lua-side helpers). */
 static int l_running_loop_or_nil(lua_State *L) {
-  al_State *st = al_state(L);
-  if (st->running) al_push_loop(L, st->running);
+  al_State *st = AL_UPSTATE(L);
+  if (st->running) al_push_running(L, st);
   else lua_pushnil(L);
   return 1;
 }
@@ -712,6 +723,7 @@ void al_loop_open(lua_State *L, int core) {
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   lua_pushvalue(L, core);
-  luaL_setfuncs(L, module_funcs, 0);
+  lua_pushlightuserdata(L, al_state(L));
+  luaL_setfuncs(L, module_funcs, 1); /* upvalue 1: the al_State (AL_UPSTATE) */
   lua_pop(L, 1);
 }

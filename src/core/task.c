@@ -14,6 +14,7 @@
 static const char key_throw = 0; /* marker: "resume by raising the next value" */
 static const char key_yield0 = 0; /* what sleep(0) yields: "step me again soon" */
 static const char key_sleep = 0;  /* what sleep(d > 0) yields: "the timer heap wakes me" */
+static const char key_park = 0;   /* what al_task_park yields: "a C object wakes me" */
 
 al_Task *al_totask(lua_State *L, int idx) {
   al_Future *f = al_tofuture(L, idx);
@@ -227,6 +228,7 @@ static void push_cancel_error(lua_State *L, al_Task *t, int tidx) {
 
 static int task_request_cancel(lua_State *L, al_Task *t, int tidx, int msgidx);
 static void task_cancel_sleep(lua_State *L, al_Task *t, int tidx);
+static void task_cancel_park(lua_State *L, al_Task *t, int tidx);
 
 /*
 ** Cancels what a task waits on (at widx): a task through its own cancel (which passes the request
@@ -291,6 +293,11 @@ static void step_yielded(lua_State *L, al_Task *t, int tidx, int nres) {
   if (nres == 1 && lua_touserdata(co, -1) == &key_sleep) { /* sleep(d): in the timer heap */
     lua_pop(co, 1);
     if (t->must_cancel) task_cancel_sleep(L, t, tidx); /* cancel() ran during this step */
+    return;
+  }
+  if (nres == 1 && lua_touserdata(co, -1) == &key_park) { /* parked on a C object */
+    lua_pop(co, 1);
+    if (t->must_cancel) task_cancel_park(L, t, tidx); /* cancel() ran during this step */
     return;
   }
   if (nres == 0) lua_pushnil(L);
@@ -425,6 +432,25 @@ static void task_cancel_sleep(lua_State *L, al_Task *t, int tidx) {
   schedule_step(L, t, tidx);
 }
 
+/* A parked task is cancelled: the object forgets it and its next step throws. */
+static void task_cancel_park(lua_State *L, al_Task *t, int tidx) {
+  al_Park *p = t->park;
+  if (p) {
+    t->park = NULL;
+    p->unpark(L, p, t);
+  }
+  schedule_step(L, t, tidx);
+}
+
+/* The object the task is parked on wakes it (the task userdata is not on the stack). */
+void al_task_wake_parked(lua_State *L, al_Task *t) {
+  t->park = NULL;
+  if (t->scheduled || t->fut.state != AL_PENDING) return;
+  t->scheduled = 1;
+  al_anchor_push(L, &t->fut.loop->tasks, t->slot);
+  al_ready_push(L, t->fut.loop);
+}
+
 /*
 ** Requests cancellation (asyncio's Task.cancel): cancels the awaited future if there is one,
 ** otherwise arranges for CancelledError to be raised at the next step. 1 if requested.
@@ -441,6 +467,11 @@ static int task_request_cancel(lua_State *L, al_Task *t, int tidx, int msgidx) {
   if (t->sleep_seq) { /* in sleep(): void the timer entry and raise CancelledError now */
     t->must_cancel = 1;
     task_cancel_sleep(L, t, tidx);
+    return 1;
+  }
+  if (t->park) { /* parked: the object forgets it, CancelledError is raised now */
+    t->must_cancel = 1;
+    task_cancel_park(L, t, tidx);
     return 1;
   }
   if (lua_getiuservalue(L, tidx, AL_FUV_WAITER) != LUA_TNIL) {
@@ -504,8 +535,7 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
 int al_await(lua_State *L, int fidx) {
   fidx = lua_absindex(L, fidx);
   al_Future *f = al_checkfuture(L, fidx);
-  al_State *st = al_state(L);
-  al_Task *t = running_task(L, st);
+  al_Task *t = running_task(L, f->loop->st);
   if (f->state != AL_PENDING) return al_future_push_result(L, f, fidx);
   if (!t) return not_in_task(L, "await");
   if (f == &t->fut) return luaL_error(L, "aloop: a task cannot await itself");
@@ -545,8 +575,7 @@ static int l_sleep(lua_State *L) {
   double delay = luaL_checknumber(L, 1);
   if (isnan(delay)) return luaL_argerror(L, 1, "delay is NaN");
   int nargs = lua_gettop(L) - 1;
-  al_State *st = al_state(L);
-  al_Task *t = running_task(L, st);
+  al_Task *t = running_task(L, AL_UPSTATE(L));
   if (!t) return not_in_task(L, "sleep");
   if (delay <= 0) {
     lua_pushlightuserdata(L, (void *)&key_yield0);
@@ -558,6 +587,33 @@ static int l_sleep(lua_State *L) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, (void *)&key_sleep);
   return lua_yieldk(L, 1, nargs, sleep_k);
+}
+
+/* The running task of loop (the object's), for a C object that parks it; raises otherwise. */
+al_Task *al_task_parker(lua_State *L, al_Loop *loop, const char *what) {
+  al_Task *t = loop->current_task;
+  if (t && t->co == L) return t;
+  if (running_task(L, al_state(L)))
+    luaL_error(L, "aloop.%s: the stream belongs to a different loop", what);
+  not_in_task(L, what);
+  return NULL;
+}
+
+/* Parks the running task t on p; the C function returns this (see internal.h). */
+int al_task_park(lua_State *L, al_Task *t, al_Park *p, int top, lua_KFunction k) {
+  t->park = p;
+  lua_settop(L, top);
+  lua_pushlightuserdata(L, (void *)&key_park);
+  return lua_yieldk(L, 1, top, k);
+}
+
+/* A parked task resumed with its arguments at 1..top: raises what the stepper threw in, if any. */
+void al_task_resumed(lua_State *L, int top) {
+  if (lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &key_throw) {
+    lua_settop(L, top + 2);
+    throw_in(L);
+  }
+  lua_settop(L, top);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -639,7 +695,7 @@ static int task_tostring(lua_State *L) {
 
 /* aio.current_task([loop]) */
 static int l_current_task(lua_State *L) {
-  al_Loop *loop = lua_isnoneornil(L, 1) ? al_state(L)->running : al_checkloop(L, 1);
+  al_Loop *loop = lua_isnoneornil(L, 1) ? AL_UPSTATE(L)->running : al_checkloop(L, 1);
   if (!loop || !loop->current_task) {
     lua_pushnil(L);
     return 1;
@@ -719,6 +775,7 @@ void al_task_open(lua_State *L, int core) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_pushvalue(L, core);
-  luaL_setfuncs(L, module_funcs, 0);
+  lua_pushlightuserdata(L, al_state(L));
+  luaL_setfuncs(L, module_funcs, 1); /* upvalue 1: the al_State (AL_UPSTATE) */
   lua_pop(L, 1);
 }

@@ -71,10 +71,13 @@ typedef struct al_Process {
   int status; /* the returncode once reaped */
   unsigned char reaped;
   unsigned char watching; /* pidw or pollw is started */
+  uint32_t magic; /* PROCESS_MAGIC */
 } al_Process;
 
+#define PROCESS_MAGIC 0x70726f63u /* "proc" (al_toudata) */
+
 static al_Process *check_proc(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AL_PROCESS_MT);
+  return AL_CHECKUDATA(L, idx, al_Process, PROCESS_MAGIC, AL_PROCESS_MT);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -301,6 +304,7 @@ static int *spawn_check_pass_fds(lua_State *L, int *npass) {
 static al_Process *spawn_new_process(lua_State *L, al_Loop *loop, SpawnStdio *io) {
   al_Process *p = lua_newuserdatauv(L, sizeof *p, PUV_N);
   memset(p, 0, sizeof *p);
+  p->magic = PROCESS_MAGIC;
   p->hdr.shutdown = proc_shutdown;
   p->loop = loop;
   p->pidfd = -1;

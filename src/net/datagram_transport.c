@@ -119,7 +119,7 @@ static int tr_sendto(lua_State *L) {
   return 0;
 }
 
-/* Added to the transport's methods (with the metatable as upvalue 1, as the others). */
+/* Added to the transport's methods. */
 const luaL_Reg al_dgram_methods[] = {
     {"sendto", tr_sendto},
     {NULL, NULL},

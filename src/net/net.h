@@ -15,10 +15,13 @@
 #define AL_LISTENER_MT "aloop.Listener"
 
 /* A socket object owns its fd: it is closed exactly once, by :close(), __close or __gc. */
+#define AL_SOCKET_MAGIC 0x736f636bu /* "sock" (al_toudata) */
+
 typedef struct al_Socket {
   int fd; /* -1 once closed */
   int family, type;
   unsigned char owned; /* a transport owns the fd: only the transport closes it */
+  uint32_t magic; /* AL_SOCKET_MAGIC */
 } al_Socket;
 
 /* io.c */

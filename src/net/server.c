@@ -26,10 +26,13 @@ typedef struct al_Listener {
   al_Loop *loop;
   int ref;
   unsigned char serving, closed;
+  uint32_t magic; /* LISTENER_MAGIC */
 } al_Listener;
 
+#define LISTENER_MAGIC 0x6c736e72u /* "lsnr" (al_toudata) */
+
 static al_Listener *check_ls(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AL_LISTENER_MT);
+  return AL_CHECKUDATA(L, idx, al_Listener, LISTENER_MAGIC, AL_LISTENER_MT);
 }
 
 static void ls_stop(al_Listener *ls) {
@@ -160,6 +163,7 @@ static int l_listener(lua_State *L) {
   if (s->fd < 0) return al_oserror_raise(L, EBADF, "socket is closed");
   al_Listener *ls = lua_newuserdatauv(L, sizeof *ls, LV_N);
   memset(ls, 0, sizeof *ls);
+  ls->magic = LISTENER_MAGIC;
   ls->hdr.shutdown = ls_shutdown;
   ls->loop = loop;
   ev_io_init(&ls->io, accept_cb, s->fd, EV_READ);

@@ -226,7 +226,7 @@ static int l_getaddrinfo(lua_State *L) {
 /* Socket objects. */
 
 al_Socket *al_socket_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, AL_SOCKET_MT);
+  return AL_CHECKUDATA(L, idx, al_Socket, AL_SOCKET_MAGIC, AL_SOCKET_MT);
 }
 
 static al_Socket *checkopen(lua_State *L, int idx) {
@@ -241,6 +241,7 @@ al_Socket *al_socket_new(lua_State *L, int fd, int family, int type) {
   s->family = family;
   s->type = type;
   s->owned = 0;
+  s->magic = AL_SOCKET_MAGIC;
   luaL_setmetatable(L, AL_SOCKET_MT);
   return s;
 }

@@ -1,7 +1,8 @@
 /*
 ** The StreamReader's buffer (stream_reader.h): what a stream delivered and no task took yet.
-** Its methods are the C half of streams.lua's StreamReader: they take what is buffered or return
-** nil, and wait() gives the future the task awaits until the source feeds more, ends or fails.
+** Its methods are the C half of streams.lua's StreamReader: each takes what is buffered or, when
+** that is not enough, parks the running task on the reader itself (no future, one C call) until
+** the source feeds more, ends or fails, and tries again.
 ** Past the limit the reader is full and the source stops reading (the kernel keeps the rest).
 */
 #define _GNU_SOURCE
@@ -10,31 +11,27 @@
 #include "net/stream_reader.h"
 
 enum { RD_SOURCE = 1, /* the stream feeding it (kept alive) */
-       RD_LOOP,       /* the loop userdata (for the futures) */
+       RD_LOOP,       /* the loop userdata (keeps it alive) */
        RD_EXC,        /* the error the stream failed with */
        RD_N = RD_EXC };
 
-/* The reader at idx. Its methods have the metatable as upvalue 1: a pointer comparison instead
-   of a registry lookup by name on every read. */
+/* The reader at idx (size and magic number: al_toudata). */
 static al_Reader *check_rd(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ok) return p;
-  }
-  luaL_typeerror(L, idx, AL_READER_MT);
-  return NULL;
+  return AL_CHECKUDATA(L, idx, al_Reader, AL_READER_MAGIC, AL_READER_MT);
 }
 
-/* Completes the future the reading task waits on (if any); the task then reads again. */
+/* Wakes the task parked in a read (if any); it then reads again. */
 static void wake(lua_State *L, al_Reader *r) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, r->waiter);
-  al_Future *f = lua_touserdata(L, -1);
-  if (f->state == AL_PENDING) al_future_set_result(L, f, -1, lua_gettop(L), 0);
-  lua_pop(L, 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, r->waiter);
-  r->waiter = LUA_NOREF;
+  al_Task *t = r->waiter;
+  r->waiter = NULL;
+  al_task_wake_parked(L, t);
+}
+
+/* The parked task was cancelled: the reader forgets it. */
+static void unpark(lua_State *L, al_Park *p, al_Task *t) {
+  (void)L, (void)t;
+  al_Reader *r = (al_Reader *)((char *)p - offsetof(al_Reader, park));
+  r->waiter = NULL;
 }
 
 al_Reader *al_reader_new(lua_State *L, al_Loop *loop, int loopidx, int srcidx, size_t limit,
@@ -43,9 +40,10 @@ al_Reader *al_reader_new(lua_State *L, al_Loop *loop, int loopidx, int srcidx, s
   srcidx = lua_absindex(L, srcidx);
   al_Reader *r = lua_newuserdatauv(L, sizeof *r, RD_N);
   memset(r, 0, sizeof *r);
+  r->magic = AL_READER_MAGIC;
   r->limit = limit;
   r->loop = loop;
-  r->waiter = LUA_NOREF;
+  r->park.unpark = unpark;
   r->resume = resume;
   r->source = source;
   luaL_setmetatable(L, AL_READER_MT);
@@ -64,7 +62,7 @@ char *al_reader_space(lua_State *L, al_Reader *r, size_t n) {
 void al_reader_commit(lua_State *L, al_Reader *r, size_t n) {
   r->buf.len += n;
   if (r->buf.len > r->limit) r->full = 1;
-  if (r->waiter != LUA_NOREF) wake(L, r);
+  if (r->waiter) wake(L, r);
 }
 
 void al_reader_feed(lua_State *L, al_Reader *r, const char *p, size_t n) {
@@ -74,7 +72,7 @@ void al_reader_feed(lua_State *L, al_Reader *r, const char *p, size_t n) {
 
 void al_reader_end(lua_State *L, al_Reader *r) {
   r->eof = 1;
-  if (r->waiter != LUA_NOREF) wake(L, r);
+  if (r->waiter) wake(L, r);
 }
 
 void al_reader_fail(lua_State *L, int ridx, int eidx) {
@@ -83,11 +81,11 @@ void al_reader_fail(lua_State *L, int ridx, int eidx) {
   lua_pushvalue(L, eidx);
   lua_setiuservalue(L, ridx, RD_EXC);
   r->failed = r->eof = 1;
-  if (r->waiter != LUA_NOREF) wake(L, r);
+  if (r->waiter) wake(L, r);
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The methods streams.lua calls: each returns the data, or nil when the task must wait. */
+/* The methods streams.lua calls: each returns the data, or parks the task until there is more. */
 
 /* Raises the error the stream failed with, if any. */
 static void check_failed(lua_State *L, al_Reader *r) {
@@ -106,7 +104,30 @@ static void take(lua_State *L, al_Reader *r, size_t n) {
   }
 }
 
-/* rd:read(n): up to n bytes ("" at the end), or nil. */
+/*
+** Not enough data: parks the running task on the reader (its arguments at 1..top) until the
+** source feeds more, ends or fails; k then runs the method again. A full reader resumes its
+** source, so a read of more than the limit still completes.
+*/
+static int wait_data(lua_State *L, al_Reader *r, const char *what, int top, lua_KFunction k) {
+  al_Task *t = al_task_parker(L, r->loop, what);
+  if (r->waiter) return al_error_raise(L, "Error", "another task is already waiting for incoming data");
+  if (r->full) {
+    r->full = 0;
+    r->resume(L, r->source);
+  }
+  r->waiter = t;
+  return al_task_park(L, t, &r->park, top, k);
+}
+
+static int rd_read(lua_State *L);
+static int read_k(lua_State *L, int status, lua_KContext top) {
+  (void)status;
+  al_task_resumed(L, (int)top);
+  return rd_read(L);
+}
+
+/* rd:read(n): up to n bytes ("" at the end); waits while there are none. */
 static int rd_read(lua_State *L) {
   al_Reader *r = check_rd(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
@@ -114,7 +135,7 @@ static int rd_read(lua_State *L) {
   if (n == 0) lua_pushliteral(L, "");
   else if (r->buf.len > 0) take(L, r, (size_t)n < r->buf.len ? (size_t)n : r->buf.len);
   else if (r->eof) lua_pushliteral(L, "");
-  else lua_pushnil(L);
+  else return wait_data(L, r, "StreamReader.read", 2, read_k);
   return 1;
 }
 
@@ -135,7 +156,14 @@ static int raise_incomplete(lua_State *L, al_Reader *r, lua_Integer expected) {
   return lua_error(L);
 }
 
-/* rd:readexactly(n): n bytes, or nil; IncompleteReadError at the end. */
+static int rd_readexactly(lua_State *L);
+static int readexactly_k(lua_State *L, int status, lua_KContext top) {
+  (void)status;
+  al_task_resumed(L, (int)top);
+  return rd_readexactly(L);
+}
+
+/* rd:readexactly(n): n bytes, waiting for them; IncompleteReadError at the end. */
 static int rd_readexactly(lua_State *L) {
   al_Reader *r = check_rd(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
@@ -146,7 +174,7 @@ static int rd_readexactly(lua_State *L) {
   check_failed(L, r);
   if ((size_t)n <= r->buf.len) take(L, r, (size_t)n);
   else if (r->eof) return raise_incomplete(L, r, n);
-  else lua_pushnil(L);
+  else return wait_data(L, r, "StreamReader.readexactly", 2, readexactly_k);
   return 1;
 }
 
@@ -157,8 +185,15 @@ static int raise_overrun(lua_State *L, const char *msg, size_t consumed) {
   return lua_error(L);
 }
 
+static int rd_readuntil(lua_State *L);
+static int readuntil_k(lua_State *L, int status, lua_KContext top) {
+  (void)status;
+  al_task_resumed(L, (int)top);
+  return rd_readuntil(L);
+}
+
 /*
-** rd:readuntil(sep, readline): the data up to and including sep, or nil.
+** rd:readuntil(sep, readline): the data up to and including sep, waiting for it.
 ** Over the limit: LimitOverrunError (.consumed); readuntil leaves the buffer as it was, readline
 ** drops the overlong line (up to its "\n" when there is one) so the stream stays usable.
 ** At the end without sep: readuntil raises IncompleteReadError, readline returns what is left.
@@ -186,10 +221,8 @@ static int rd_readuntil(lua_State *L) {
     if (readline) al_buf_consume(&r->buf, r->buf.len), take(L, r, 0);
     return raise_overrun(L, "Separator is not found, and chunk exceed the limit", consumed);
   }
-  if (!r->eof) {
-    lua_pushnil(L);
-    return 1;
-  }
+  if (!r->eof) return wait_data(L, r, readline ? "StreamReader.readline" : "StreamReader.readuntil",
+                                3, readuntil_k);
   if (readline) {
     take(L, r, r->buf.len);
     return 1;
@@ -199,28 +232,19 @@ static int rd_readuntil(lua_State *L) {
   return raise_incomplete(L, r, -1);
 }
 
-/* rd:wait(): the future to await for more data, or nil at the end. A full reader resumes its
-   source, so a read of more than the limit still completes. */
+static int rd_wait(lua_State *L);
+static int wait_k(lua_State *L, int status, lua_KContext top) {
+  (void)status;
+  al_task_resumed(L, (int)top);
+  return rd_wait(L);
+}
+
+/* rd:wait(): returns once the reader holds bytes or the stream ended; takes nothing. */
 static int rd_wait(lua_State *L) {
   al_Reader *r = check_rd(L, 1);
   check_failed(L, r);
-  if (r->eof) return 0;
-  if (r->waiter != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->waiter);
-    if (((al_Future *)lua_touserdata(L, -1))->state == AL_PENDING)
-      return al_error_raise(L, "Error", "another task is already waiting for incoming data");
-    luaL_unref(L, LUA_REGISTRYINDEX, r->waiter); /* its task was cancelled while waiting */
-    r->waiter = LUA_NOREF;
-  }
-  if (r->full) {
-    r->full = 0;
-    r->resume(L, r->source);
-  }
-  lua_getiuservalue(L, 1, RD_LOOP);
-  al_future_new(L, r->loop, -1);
-  lua_pushvalue(L, -1);
-  r->waiter = luaL_ref(L, LUA_REGISTRYINDEX);
-  return 1;
+  if (r->buf.len > 0 || r->eof) return 0;
+  return wait_data(L, r, "StreamReader.wait", 1, wait_k);
 }
 
 static int rd_at_eof(lua_State *L) {
@@ -288,8 +312,6 @@ static int rd_set_exception(lua_State *L) {
 static int rd_gc(lua_State *L) {
   al_Reader *r = lua_touserdata(L, 1);
   al_buf_free(&r->buf);
-  luaL_unref(L, LUA_REGISTRYINDEX, r->waiter);
-  r->waiter = LUA_NOREF;
   return 0;
 }
 
@@ -310,9 +332,7 @@ static const luaL_Reg rd_methods[] = {
 /* core._reader_methods: streams.lua's C half. */
 void al_reader_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_READER_MT)) {
-    luaL_newlibtable(L, rd_methods);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, rd_methods, 1); /* upvalue 1: the metatable (check_rd) */
+    luaL_newlib(L, rd_methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, rd_gc);
     lua_setfield(L, -2, "__gc");

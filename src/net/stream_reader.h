@@ -1,7 +1,7 @@
 /*
 ** The StreamReader's buffer (streams.lua's StreamReader holds one): the bytes a stream delivered
 ** that no task has taken yet, the limit past which the stream stops reading, the end of the
-** stream or the error it failed with, and the future the one reading task waits on. It belongs
+** stream or the error it failed with, and the one reading task parked on it. It belongs
 ** to no transport kind: any stream feeds it with the functions below (the stream transport for
 ** sockets and pipes, and through the transport's filter seam, TLS).
 */
@@ -17,11 +17,15 @@
    data, or a task waits for more than the limit): the stream starts reading again. */
 typedef void (*al_reader_resume_fn)(lua_State *L, void *source);
 
+#define AL_READER_MAGIC 0x72656164u /* "read" (al_toudata) */
+
 typedef struct al_Reader {
+  uint32_t magic; /* AL_READER_MAGIC */
   al_Buf buf;
   size_t limit;          /* past this many buffered bytes the reader is full */
   al_Loop *loop;
-  int waiter;            /* registry ref of the future the reading task waits on, or LUA_NOREF */
+  al_Park park;          /* a task waits on the reader itself (no future): see al_task_park */
+  al_Task *waiter;       /* the task parked in a read, or NULL */
   unsigned char full;    /* past the limit: the source stops reading until resume() */
   unsigned char eof;     /* the stream ended: nothing more comes */
   unsigned char failed;  /* the stream failed: reading raises its error */

@@ -18,19 +18,9 @@
 #define DEFAULT_LOW 16384
 #define DROPPED_WRITES_WARN 5 /* as asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES */
 
-/*
-** The transport at idx. Every function that checks has the metatable as its upvalue 1: a pointer
-** comparison instead of luaL_checkudata's registry lookup by name, on every write().
-*/
+/* The transport at idx (size and magic number: al_toudata). */
 al_Transport *al_transport_check(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ok) return p;
-  }
-  luaL_typeerror(L, idx, AL_TRANSPORT_MT);
-  return NULL;
+  return AL_CHECKUDATA(L, idx, al_Transport, AL_TRANSPORT_MAGIC, AL_TRANSPORT_MT);
 }
 
 void al_transport_push(lua_State *L, al_Transport *t) { lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); }
@@ -401,8 +391,9 @@ static int tr_gc(lua_State *L) {
   return 0;
 }
 
-/* tr:_drain(): nil when the write buffer is under the high-water mark, else a new future that
-   resume_writing completes (one per waiting task). Raises once the connection is lost. */
+/* tr:_drain(): returns at once while the write buffer is under the high-water mark, else waits
+   (one C call) on a new future that resume_writing completes (one per waiting task). Raises once
+   the connection is lost. */
 static int tr_drain(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   if (t->lost) {
@@ -410,8 +401,9 @@ static int tr_drain(lua_State *L) {
     return al_error_raise(L, "ConnectionResetError", "Connection lost");
   }
   if (!t->wpaused) return 0;
+  lua_settop(L, 1);
   add_waiter(L, t, 1, AL_TUV_DRAIN);
-  return 1;
+  return al_await(L, -1);
 }
 
 /* tr:_wait_closed(): nil once the fd is closed, else a new future completed then. */
@@ -436,6 +428,7 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   if (s->owned) al_error_raise(L, "Error", "this socket already belongs to a transport");
   al_Transport *t = lua_newuserdatauv(L, sizeof *t, AL_TUV_N);
   memset(t, 0, sizeof *t);
+  t->magic = AL_TRANSPORT_MAGIC;
   t->ref = LUA_NOREF;
   t->hdr.shutdown = tr_shutdown;
   t->loop = loop;
@@ -519,10 +512,7 @@ void al_transport_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_TRANSPORT_MT)) {
     lua_newtable(L);
     const luaL_Reg *const parts[] = {tr_methods, al_stream_methods, al_dgram_methods};
-    for (int i = 0; i < 3; i++) {
-      lua_pushvalue(L, -2);
-      luaL_setfuncs(L, parts[i], 1); /* upvalue 1: the metatable (al_transport_check) */
-    }
+    for (int i = 0; i < 3; i++) luaL_setfuncs(L, parts[i], 0);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, tr_gc);
     lua_setfield(L, -2, "__gc");
@@ -530,8 +520,7 @@ void al_transport_open(lua_State *L, int core) {
     lua_getfield(L, -1, "close");
     lua_setfield(L, -3, "__close");
     lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_pushcclosure(L, tr_tostring, 1);
+    lua_pushcfunction(L, tr_tostring);
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);

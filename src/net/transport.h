@@ -29,8 +29,11 @@ enum {
 
 typedef struct al_StreamFilter al_StreamFilter;
 
+#define AL_TRANSPORT_MAGIC 0x7472616eu /* "tran" (al_toudata) */
+
 typedef struct al_Transport {
   al_Resource hdr;
+  uint32_t magic; /* AL_TRANSPORT_MAGIC */
   ev_io rio, wio;
   al_Loop *loop;
   al_Reader *reader;        /* stream mode: received bytes go here; NULL: to data_received */

@@ -169,21 +169,26 @@ static void cf_on_done(al_CFut *cf, al_cf_notify fn, void *ud) {
 
 typedef struct CFutBox {
   al_CFut *cf;
+  uint32_t magic; /* CFUT_MAGIC */
 } CFutBox;
+
+#define CFUT_MAGIC 0x63667574u    /* "cfut" (al_toudata) */
+#define WAITSET_MAGIC 0x77736574u /* "wset" */
 
 void al_cf_push(lua_State *L, al_CFut *cf) {
   CFutBox *box = lua_newuserdatauv(L, sizeof *box, 0);
   box->cf = cf;
+  box->magic = CFUT_MAGIC;
   al_cf_ref(cf);
   luaL_setmetatable(L, AL_CFUTURE_MT);
 }
 
 al_CFut *al_cf_check(lua_State *L, int idx) {
-  return ((CFutBox *)luaL_checkudata(L, idx, AL_CFUTURE_MT))->cf;
+  return AL_CHECKUDATA(L, idx, CFutBox, CFUT_MAGIC, AL_CFUTURE_MT)->cf;
 }
 
 static int cf_gc(lua_State *L) {
-  CFutBox *box = luaL_checkudata(L, 1, AL_CFUTURE_MT);
+  CFutBox *box = lua_touserdata(L, 1);
   if (box->cf) al_cf_unref(box->cf);
   box->cf = NULL;
   return 0;
@@ -469,6 +474,12 @@ typedef struct WaitSet {
   int n, cap, head;
 } WaitSet;
 
+/* The wait set's userdata. */
+typedef struct WaitSetBox {
+  WaitSet *ws;
+  uint32_t magic; /* WAITSET_MAGIC */
+} WaitSetBox;
+
 #define AL_WAITSET_MT "aloop.WaitSet"
 
 static void ws_unref_locked(WaitSet *ws) {
@@ -498,8 +509,9 @@ static int l_cf_waitset(lua_State *L) {
     al_cf_check(L, -1);
     lua_pop(L, 1);
   }
-  WaitSet **box = lua_newuserdatauv(L, sizeof *box, 0);
-  *box = NULL;
+  WaitSetBox *box = lua_newuserdatauv(L, sizeof *box, 0);
+  box->ws = NULL;
+  box->magic = WAITSET_MAGIC;
   luaL_setmetatable(L, AL_WAITSET_MT);
   WaitSet *ws = calloc(1, sizeof *ws);
   if (!ws || !(ws->done = calloc((size_t)n + 1, sizeof *ws->done))) {
@@ -510,7 +522,7 @@ static int l_cf_waitset(lua_State *L) {
   cond_init_monotonic(&ws->cv);
   ws->cap = (int)n;
   ws->refs = 1 + (int)n;
-  *box = ws;
+  box->ws = ws;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, 1, i);
     cf_on_done(al_cf_check(L, -1), ws_notify, ws);
@@ -521,7 +533,7 @@ static int l_cf_waitset(lua_State *L) {
 
 /* ws:next(timeout or nil) -> the id (cf:_id()) of the next future to finish, or nil on timeout */
 static int ws_next(lua_State *L) {
-  WaitSet *ws = *(WaitSet **)luaL_checkudata(L, 1, AL_WAITSET_MT);
+  WaitSet *ws = AL_CHECKUDATA(L, 1, WaitSetBox, WAITSET_MAGIC, AL_WAITSET_MT)->ws;
   double timeout = luaL_optnumber(L, 2, -1);
   struct timespec dl;
   if (timeout >= 0) deadline_after(timeout, &dl);
@@ -538,12 +550,12 @@ static int ws_next(lua_State *L) {
 }
 
 static int ws_gc(lua_State *L) {
-  WaitSet **box = luaL_checkudata(L, 1, AL_WAITSET_MT);
-  if (*box) {
-    pthread_mutex_lock(&(*box)->mu);
-    ws_unref_locked(*box);
+  WaitSetBox *box = lua_touserdata(L, 1);
+  if (box->ws) {
+    pthread_mutex_lock(&box->ws->mu);
+    ws_unref_locked(box->ws);
   }
-  *box = NULL;
+  box->ws = NULL;
   return 0;
 }
 

@@ -152,10 +152,13 @@ static void post_drop(void *ud) {
 
 typedef struct RemoteBox {
   Remote *r;
+  uint32_t magic; /* REMOTE_MAGIC */
 } RemoteBox;
 
+#define REMOTE_MAGIC 0x726d7465u /* "rmte" (al_toudata) */
+
 static Remote *checkremote(lua_State *L) {
-  RemoteBox *box = luaL_checkudata(L, 1, AL_REMOTE_MT);
+  RemoteBox *box = AL_CHECKUDATA(L, 1, RemoteBox, REMOTE_MAGIC, AL_REMOTE_MT);
   return box->r;
 }
 
@@ -297,7 +300,7 @@ static int remote_is_running(lua_State *L) {
 }
 
 static int remote_gc(lua_State *L) {
-  RemoteBox *box = luaL_checkudata(L, 1, AL_REMOTE_MT);
+  RemoteBox *box = lua_touserdata(L, 1);
   Remote *r = box->r;
   if (!r) return 0;
   box->r = NULL;
@@ -319,6 +322,7 @@ static int remote_close(lua_State *L) {
 static int l_start_loop(lua_State *L) {
   RemoteBox *box = lua_newuserdatauv(L, sizeof *box, 0);
   box->r = NULL;
+  box->magic = REMOTE_MAGIC;
   luaL_setmetatable(L, AL_REMOTE_MT);
   Remote *r = calloc(1, sizeof *r);
   if (!r || !(r->exited = al_cf_new())) {

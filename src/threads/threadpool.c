@@ -262,10 +262,13 @@ static void worker_exit(al_JobPool *pool, void *state) {
 
 typedef struct PoolBox {
   Pool *p;
+  uint32_t magic; /* POOL_MAGIC */
 } PoolBox;
 
+#define POOL_MAGIC 0x706f6f6cu /* "pool" (al_toudata) */
+
 static Pool *checkpool(lua_State *L) {
-  PoolBox *box = luaL_checkudata(L, 1, AL_POOL_MT);
+  PoolBox *box = AL_CHECKUDATA(L, 1, PoolBox, POOL_MAGIC, AL_POOL_MT);
   if (!box->p) luaL_error(L, "aloop.executor: the pool is closed");
   return box->p;
 }
@@ -275,6 +278,7 @@ static int l_pool_new(lua_State *L) {
   luaL_argcheck(L, n >= 1 && n <= 4096, 1, "the number of workers must be between 1 and 4096");
   PoolBox *box = lua_newuserdatauv(L, sizeof *box, 0);
   box->p = NULL;
+  box->magic = POOL_MAGIC;
   luaL_setmetatable(L, AL_POOL_MT);
   Pool *p = calloc(1, sizeof *p);
   if (!p || al_jobpool_init(&p->pool, n, AL_THREAD_JOINABLE, run_job, worker_exit)) {
@@ -377,7 +381,7 @@ static int pool_info(lua_State *L) {
 
 /* Collected (or at lua_close): shut down, wait for the work in progress, free. */
 static int pool_gc(lua_State *L) {
-  PoolBox *box = luaL_checkudata(L, 1, AL_POOL_MT);
+  PoolBox *box = lua_touserdata(L, 1);
   Pool *p = box->p;
   if (!p) return 0;
   box->p = NULL;

@@ -40,9 +40,10 @@ function Conn:fail(status, text)
   tr:write(serialize(status, nil, text or "", MODE_CLOSE))
 end
 
--- Waits for the read future; first sets the deadline the sweep enforces for this phase (on the
--- sweep's clock, srv.now: no clock call per request; a deadline is as precise as the sweep).
-local function wait_read(wire, f)
+-- Waits for bytes (buf_wait(buf) parks the task on the read buffer); first sets the deadline
+-- the sweep enforces for this phase (on the sweep's clock, srv.now: no clock call per request;
+-- a deadline is as precise as the sweep).
+local function wait_read(wire, buf_wait, buf)
   local conn = wire.conn
   local srv = conn.srv
   local phase = conn.phase
@@ -57,7 +58,7 @@ local function wait_read(wire, f)
       conn.deadline = srv.now + srv.header_timeout
     end
   end
-  await(f)
+  buf_wait(buf)
 end
 
 -- The next body event of the request being handled (req:chunks()).

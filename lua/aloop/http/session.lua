@@ -77,10 +77,10 @@ local function limit(loop, delay, what, deadline)
   return delay, what
 end
 
-local function read_wait(wire, f)
+local function read_wait(wire, buf_wait, buf)
   local conn = wire.conn
   local delay, what = limit(conn.loop, conn.read_timeout, "read", conn.deadline)
-  timed(delay, what, await, f)
+  timed(delay, what, buf_wait, buf)
 end
 
 local function stream_protocol()

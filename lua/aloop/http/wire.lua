@@ -6,6 +6,7 @@ local core = require "aloop.core"
 
 local await = core.await_future
 local buf_read, buf_wait = core._reader_methods.read, core._reader_methods.wait
+local buf_buffered = core._reader_methods.buffered
 local READ_ALL = 1 << 30
 local READ_LIMIT = 65536 -- what the C buffer holds before the transport stops reading
                          -- (session.lua's connection_made asks for the same)
@@ -14,8 +15,8 @@ local Wire = {}
 Wire.__index = Wire
 
 -- Wire.new(tr, parser, wait): tr becomes a stream (its C read buffer, tr:_reader); wait(wire,
--- future) awaits the buffer's read future (the client puts its read timeout there; the
--- server's timeouts are a sweep over its connections).
+-- buf_wait, buf) calls buf_wait(buf), which parks the task on the buffer until bytes come (the
+-- client puts its read timeout around it; the server's timeouts are a sweep over its connections).
 function Wire.new(tr, parser, wait)
   return setmetatable({ tr = tr, buf = tr:_reader(READ_LIMIT), parser = parser, wait = wait,
     ev = {}, ei = 1, en = 0, out = nil }, Wire)
@@ -57,28 +58,26 @@ function Wire:next()
   if self.code then return nil, self.code, self.desc end
   local buf, parser = self.buf, self.parser
   while true do
-    local data = buf_read(buf, READ_ALL)
-    if data == nil then
+    if buf_buffered(buf) == 0 then -- wait here (under the caller's timeouts), not in buf_read
       self:flush()
-      local f = buf_wait(buf)
-      if f then self.wait(self, f) end
-    else
-      local ev, code, desc
-      if data == "" then
-        if parser:idle() then return nil end
-        ev, code, desc = parser:feed(nil)
-        if #ev == 0 and not code then code, desc = "eof", "the connection closed mid-message" end
-      else
-        ev, code, desc = parser:feed(data)
-      end
-      self.code, self.desc = code, desc
-      local n = #ev
-      if n > 0 then
-        self.ev, self.en, self.ei = ev, n, 2
-        return ev[1]
-      end
-      if code then return nil, code, desc end
+      self.wait(self, buf_wait, buf) -- returns with bytes, or at the end
     end
+    local data = buf_read(buf, READ_ALL) -- bytes now, or "" at the end: never waits
+    local ev, code, desc
+    if data == "" then
+      if parser:idle() then return nil end
+      ev, code, desc = parser:feed(nil)
+      if #ev == 0 and not code then code, desc = "eof", "the connection closed mid-message" end
+    else
+      ev, code, desc = parser:feed(data)
+    end
+    self.code, self.desc = code, desc
+    local n = #ev
+    if n > 0 then
+      self.ev, self.en, self.ei = ev, n, 2
+      return ev[1]
+    end
+    if code then return nil, code, desc end
   end
 end
 

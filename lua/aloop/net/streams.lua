@@ -1,6 +1,6 @@
 -- Streams (API.md §6) over stream-mode transports: a StreamReader's buffer lives in C
--- (src/net/stream_reader.c, fed by any stream: socket, pipe, TLS); these methods consume it and,
--- when it has not enough, wait on the future the stream completes when more comes.
+-- (src/net/stream_reader.c, fed by any stream: socket, pipe, TLS); its C methods take what it
+-- holds and, when it has not enough, park the task on the buffer itself until more comes.
 -- aio.open_connection, aio.start_server (a task per client).
 local core = require "aloop.core"
 local tls = require "aloop.net.tls"
@@ -25,21 +25,12 @@ do
   end
 
   -- The C buffer's methods: one set for every kind of stream.
-  local buf_read, buf_readexactly, buf_readuntil, buf_wait, buf_at_eof, buf_exception
+  -- The C buffer's methods (one set for every kind of stream); each waits for data itself.
+  local buf_read, buf_readexactly, buf_readuntil, buf_at_eof, buf_exception
   do
     local m = core._reader_methods
     buf_read, buf_readexactly, buf_readuntil = m.read, m.readexactly, m.readuntil
-    buf_wait, buf_at_eof, buf_exception = m.wait, m.at_eof, m.exception
-  end
-
-  -- Calls m(buf, ...) until it returns data, waiting for more bytes in between.
-  local function fill(buf, m, ...)
-    while true do
-      local v = m(buf, ...)
-      if v ~= nil then return v end
-      local f = buf_wait(buf)
-      if f then await(f) end
-    end
+    buf_at_eof, buf_exception = m.at_eof, m.exception
   end
 
   function StreamReader:read(n)
@@ -48,20 +39,18 @@ do
       error(("aloop.StreamReader:read: an integer size expected, got %s"):format(tostring(n)), 2)
     end
     local buf = self._buffer
-    if n >= 0 then return fill(buf, buf_read, n) end
+    if n >= 0 then return buf_read(buf, n) end
     local parts = {}
     while true do
-      local d = fill(buf, buf_read, self._limit)
+      local d = buf_read(buf, self._limit)
       if d == "" then return table.concat(parts) end
       parts[#parts + 1] = d
     end
   end
 
-  function StreamReader:readline() return fill(self._buffer, buf_readuntil, "\n", true) end
-  function StreamReader:readuntil(sep)
-    return fill(self._buffer, buf_readuntil, sep or "\n", false)
-  end
-  function StreamReader:readexactly(n) return fill(self._buffer, buf_readexactly, n) end
+  function StreamReader:readline() return buf_readuntil(self._buffer, "\n", true) end
+  function StreamReader:readuntil(sep) return buf_readuntil(self._buffer, sep or "\n", false) end
+  function StreamReader:readexactly(n) return buf_readexactly(self._buffer, n) end
   function StreamReader:at_eof() return buf_at_eof(self._buffer) end
 
   -- Feeding a reader by hand (protocols and tests build on it, as on asyncio's):
@@ -103,12 +92,9 @@ do
     return self.transport:get_extra_info(name, default)
   end
 
-  -- drain(): waits while the write buffer is over the high-water mark; raises once the
-  -- connection is lost. Several tasks may drain at once: they share one future.
-  function StreamWriter:drain()
-    local f = self.transport:_drain()
-    if f then await(f) end
-  end
+  -- drain(): waits while the write buffer is over the high-water mark (in C, one call); raises
+  -- once the connection is lost. Several tasks may drain at once, each on its own future.
+  function StreamWriter:drain() return self.transport:_drain() end
 
   -- writer:start_tls(ctx, {server_side=, server_hostname=, ssl_handshake_timeout=}): upgrades
   -- this stream pair to TLS in place (the reader goes on reading cleartext).
