@@ -2,6 +2,7 @@
 -- transport's C read buffer is taken whole and parsed in one C call (parser.c); next() hands
 -- out the events in order, refilling when they run out. Responses are queued with send() and
 -- written in one write when the peer has no more pipelined requests waiting.
+local aio = require "aloop"
 local core = require "aloop.core"
 
 local await = core.await_future
@@ -18,7 +19,7 @@ Wire.__index = Wire
 -- server's timeouts are a sweep over its connections).
 function Wire.new(tr, parser, wait)
   return setmetatable({ tr = tr, buf = tr:_reader(READ_LIMIT), parser = parser, wait = wait,
-    ev = {}, ei = 1, en = 0, out = nil }, Wire)
+    ev = {}, ei = 1, en = 0, out = nil, tls = tr:get_extra_info("sslcontext") ~= nil }, Wire)
 end
 
 -- The events are there without reading?
@@ -57,7 +58,14 @@ function Wire:next()
   if self.code then return nil, self.code, self.desc end
   local buf, parser = self.buf, self.parser
   while true do
-    local data = buf_read(buf, READ_ALL)
+    local ok, data = pcall(buf_read, buf, READ_ALL)
+    if not ok then
+      -- TLS without close_notify: an EOF when the framing says the last message ended
+      if not (self.tls and parser:idle() and aio.iserror(data, aio.ConnectionResetError)) then
+        error(data, 0)
+      end
+      data = ""
+    end
     if data == nil then
       self:flush()
       local f = buf_wait(buf)
