@@ -167,13 +167,19 @@ print(r.status, r.read().decode(), r.getheader("Content-Type"))
     assert(ok, err)
   end)
 
-  it_fds("client: bad ssl= values are refused with a clear error", function()
+  it_fds("bad ssl= values are refused with a clear error, client and server", function()
     local ok, err = pcall(http.Session, { ssl = "yes" })
     assert.is_false(ok)
     assert.matches("ssl must be a client SSLContext or false", err)
     ok, err = pcall(http.Session, { ssl = TLS.server_ctx() })
     assert.is_false(ok)
     assert.matches("ssl must be a client SSLContext or false", err)
+    ok, err = pcall(http.serve, function() return "x" end, "127.0.0.1", 0, { ssl = true })
+    assert.is_false(ok)
+    assert.matches("ssl = true needs a certificate on a server", err)
+    ok, err = pcall(http.serve, function() return "x" end, "127.0.0.1", 0, { ssl = TLS.client_ctx() })
+    assert.is_false(ok)
+    assert.matches("ssl needs a server%-side context", err)
   end)
 
   it_fds("client: http and https to one host never share a connection; redirects cross", function()
@@ -208,10 +214,19 @@ print(r.status, r.read().decode(), r.getheader("Content-Type"))
   it_fds("server: a failed handshake ends that connection only; the server keeps serving", function()
     local srv, base = aloop_https("server")
     local port = srv:port()
-    -- plain HTTP to the TLS port, then garbage, then a client that does not trust the CA
-    local out = T.raw(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert.is_true(#out < 100) -- at most a TLS alert, never an HTTP answer
-    out = T.raw(port, ("\22\3\1\0\5garbage"):rep(3))
+    -- plain HTTP to the TLS port, then garbage, then a client that does not trust the CA:
+    -- a failure is logged (at debug level, as asyncio) and ends that connection only
+    local records = H.capture_log(function()
+      aio.log.set_level("debug")
+      local out = T.raw(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.is_true(#out < 100) -- at most a TLS alert, never an HTTP answer
+      T.raw(port, ("\22\3\1\0\5garbage"):rep(3))
+    end)
+    local failures = 0
+    for _, rec in ipairs(records) do
+      if rec.msg:find("TLS handshake failed", 1, true) then failures = failures + 1 end
+    end
+    assert.equal(2, failures) -- logged before the server closed those connections
     local curl_out, rc = T.run("curl -sS " .. base .. "/")
     assert.not_equal(0, rc, curl_out)
     local s <close> = http.Session { ssl = TLS.client_ctx() }
