@@ -2,6 +2,8 @@
 -- transport's C read buffer is taken whole and parsed in one C call (parser.c); next() hands
 -- out the events in order, refilling when they run out. Responses are queued with send() and
 -- written in one write when the peer has no more pipelined requests waiting.
+-- Over TLS a peer's EOF without close_notify is a clean EOF when no message is in progress
+-- (the framing says the last one ended), the ConnectionResetError otherwise (a truncation).
 local aio = require "aloop"
 local core = require "aloop.core"
 
