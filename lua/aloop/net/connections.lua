@@ -144,35 +144,76 @@ Server.__index = Server
 function Server:get_loop() return self._loop end
 function Server:is_serving() return self._serving end
 
+-- The Server counts its connections (asyncio 3.12+): wait_closed() waits until it is closed
+-- and every connection has closed; close_clients()/abort_clients() end them.
+local function wake_all(list)
+  for _, f in ipairs(list) do
+    if not f:done() then f:set_result() end
+  end
+end
+
+-- Wakes the wait_closed() waiters once the server is closed and has no connection left.
+local function maybe_wake(self)
+  if not self._closed or next(self._clients) ~= nil then return end
+  local waiters = self._waiters
+  self._waiters = {}
+  wake_all(waiters)
+end
+
+-- A new connection (the listener's on_conn): counted until its fd is closed.
+local function track(self, tr)
+  local f = tr:_wait_closed()
+  if not f then return end
+  self._clients[tr] = true
+  f:add_done_callback(function()
+    self._clients[tr] = nil
+    maybe_wake(self)
+  end)
+end
+
 function Server:start_serving()
   if self._closed or self._serving then return end
   self._serving = true
   for i, s in ipairs(self.sockets) do
     if not self._listeners[i] then
-      self._listeners[i] = core._listener(self._loop, s, self._factory)
+      self._listeners[i] = core._listener(self._loop, s, self._factory, self._track)
     end
     self._listeners[i]:start()
   end
 end
 
+-- close(): stops listening; the connections stay (close_clients() ends them).
 function Server:close()
   if self._closed then return end
   self._closed, self._serving = true, false
   for _, ls in ipairs(self._listeners) do ls:close() end
   for _, s in ipairs(self.sockets) do s:close() end
   if self._unlink then os.remove(self._unlink) end
-  local fut = self._closed_fut
-  if fut and not fut:done() then fut:set_result() end
+  local forever = self._forever_fut
+  if forever and not forever:done() then forever:set_result() end
+  maybe_wake(self)
 end
 
-local function closed_future(self)
-  self._closed_fut = self._closed_fut or self._loop:create_future()
-  return self._closed_fut
+function Server:close_clients()
+  for tr in pairs(self._clients) do tr:close() end
 end
 
+function Server:abort_clients()
+  for tr in pairs(self._clients) do tr:abort() end
+end
+
+-- wait_closed(): until the server is closed and its connections are. One future per waiting
+-- task, so cancelling one waiter leaves the others waiting; done ones leave the list.
 function Server:wait_closed()
-  if self._closed then return end
-  await(closed_future(self))
+  if self._closed and next(self._clients) == nil then return end
+  local kept = {}
+  for _, f in ipairs(self._waiters) do
+    if not f:done() then kept[#kept + 1] = f end
+  end
+  local f = self._loop:create_future()
+  kept[#kept + 1] = f
+  self._waiters = kept
+  await(f)
 end
 
 -- serve_forever(): serves until the server is closed; cancelling it closes the server.
@@ -181,7 +222,8 @@ function Server:serve_forever()
   if self._closed then error("aloop: server is closed", 2) end
   self:start_serving()
   self._forever = true
-  local ok, err = pcall(await, closed_future(self))
+  self._forever_fut = self._loop:create_future()
+  local ok, err = pcall(await, self._forever_fut)
   self._forever = false
   if not ok then
     self:close()
@@ -201,7 +243,8 @@ end
 
 local function new_server(loop, sockets, factory, opts)
   local server = setmetatable({ sockets = sockets, _loop = loop, _factory = factory,
-    _listeners = {}, _serving = false, _closed = false }, Server)
+    _listeners = {}, _serving = false, _closed = false, _waiters = {}, _clients = {} }, Server)
+  server._track = function(tr) track(server, tr) end
   for _, s in ipairs(sockets) do s:listen(opts.backlog or 100) end
   if opts.start_serving ~= false then server:start_serving() end
   return server
