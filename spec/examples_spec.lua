@@ -725,6 +725,47 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
       " 75% (1572864 bytes)", "100% (2097152 bytes)", "done\ttrue" }, r.lines)
   end)
 
+  it("https_get: a verified GET from a local Python https server, and an untrusted one", function()
+    local TLS = require "spec.tls_helper"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+import http.server, ssl, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"hello over https"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("port", srv.server_address[1], flush=True)
+srv.handle_request()
+srv.handle_request()
+]])
+    f:close()
+    local s = start_bg(("env -u LD_PRELOAD python3 -u %s %s %s"):format(q(script),
+      q(TLS.path("server.pem")), q(TLS.path("server.key"))))
+    local url = "https://localhost:" .. s.port .. "/"
+    local c = run("https_get", url, { env = "SSL_CERT_FILE=" .. q(TLS.path("ca.pem")) })
+    local bad = run("https_get", url) -- the system CAs do not know the test CA
+    local r = finish(s)
+    os.remove(script)
+    assert_ok(c)
+    assert.are.same({ url .. " -> 200 OK", "Content-Type: text/plain", "16 bytes:",
+      "hello over https" }, c.lines)
+    assert.are.equal(1, bad.status)
+    assert.matches("SSLCertVerificationError: .*unable to get local issuer certificate", bad.err)
+    assert.are.equal(0, r.status, r.err)
+  end)
+
   it("udp_echo_server + udp_echo_client (datagram protocols)", function()
     local s = server_run("udp_echo_server", 0, 1)
     local c = run("udp_echo_client", s.port)

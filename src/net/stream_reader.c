@@ -131,7 +131,7 @@ static int read_k(lua_State *L, int status, lua_KContext top) {
 static int rd_read(lua_State *L) {
   al_Reader *r = check_rd(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
-  check_failed(L, r);
+  if (r->buf.len == 0) check_failed(L, r); /* what came before the failure is read first */
   if (n == 0) lua_pushliteral(L, "");
   else if (r->buf.len > 0) take(L, r, (size_t)n < r->buf.len ? (size_t)n : r->buf.len);
   else if (r->eof) lua_pushliteral(L, "");

@@ -94,10 +94,9 @@ function App:dispatcher()
   return handle
 end
 
--- run{host=, port=, shutdown_timeout=30, ready=fn(srv)}: serves until SIGINT/SIGTERM (blocks)
+-- run{host=, port=, ssl=, shutdown_timeout=30, ready=fn(srv)}: serves until SIGINT/SIGTERM (blocks)
 function App:run(opts)
   opts = opts or {}
-  if opts.ssl then error("aloop.http.App:run: ssl= needs aio.ssl, which aloop does not have yet", 2) end
   if opts.workers and opts.workers ~= 1 then
     error("aloop.http.App:run: workers= needs aloop --workers, which is not built yet", 2)
   end

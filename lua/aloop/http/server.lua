@@ -298,12 +298,13 @@ local function setting(app, key, default)
   return v
 end
 
--- serve(app_or_handler, host, port, {reuse_port=, backlog=, sock=}) -> Server (suspends)
+-- serve(app_or_handler, host, port, {ssl=, ssl_handshake_timeout=, reuse_port=, backlog=, sock=})
+-- -> Server (suspends). With ssl = a server context each connection shakes hands before its
+-- first request; a failed handshake ends that connection only (logged at debug level).
 function server.serve(app, host, port, opts)
   local loop = core._running_loop()
   if not loop then error("aloop.http.serve: not inside a task; use aio.run(main)", 2) end
   opts = opts or {}
-  if opts.ssl then error("aloop.http.serve: ssl= needs aio.ssl, which aloop does not have yet", 2) end
   local handle, settings
   if type(app) == "function" then
     handle = app
@@ -328,7 +329,8 @@ function server.serve(app, host, port, opts)
   srv.tick = math.max(0.01, math.min(1, shortest / 4))
   srv.server = loop:create_server(function()
     return { connection_made = function(_, tr) new_conn(srv, tr) end }
-  end, host, port, { reuse_port = opts.reuse_port, backlog = opts.backlog, sock = opts.sock })
+  end, host, port, { reuse_port = opts.reuse_port, backlog = opts.backlog, sock = opts.sock,
+    ssl = opts.ssl, ssl_handshake_timeout = opts.ssl_handshake_timeout })
   srv.sockets = srv.server.sockets
   srv.now = loop:time()
   srv.sweeper = loop:call_later(srv.tick, sweep, srv)

@@ -3,7 +3,8 @@
 -- download is never cut by it), total (the whole request, body included, when set). Redirects
 -- are followed up to max_redirects (303, and 301/302 after POST, turn into GET). A request on a
 -- reused connection that fails before any response byte is retried once on a new connection
--- when its method is idempotent.
+-- when its method is idempotent. https:// is TLS (API.md §12) with verification on by default:
+-- ssl = an aio.ssl client context, or false for no verification at all (aiohttp's ssl=False).
 local aio = require "aloop"
 local core = require "aloop.core"
 local Wire = require "aloop.http.wire"
@@ -29,16 +30,25 @@ local DEFAULT_TIMEOUT = { connect = 10, read = 60 }
 
 -- Session{base_url=, headers=, limit=100, limit_per_host=10, keepalive_timeout=30,
 --   timeout={total=, connect=10, pool=, read=60}, max_redirects=10, max_header_size=16384,
---   max_headers=100}
+--   max_headers=100, ssl=ctx|false}
 local function new(opts)
   opts = opts or {}
-  if opts.ssl then error("aloop.http.Session: ssl= needs aio.ssl, which aloop does not have yet", 3) end
+  local ssl = opts.ssl
+  if ssl == nil then
+    ssl = true
+  elseif ssl == false then
+    ssl = aio.ssl.create_default_context()
+    ssl.check_hostname = false
+    ssl.verify_mode = "none"
+  elseif not core._is_sslcontext(ssl) or ssl.server_side then
+    error("aloop.http.Session: ssl must be a client SSLContext or false, got " .. tostring(ssl), 3)
+  end
   local timeout = {}
   for k, v in pairs(DEFAULT_TIMEOUT) do timeout[k] = v end
   for k, v in pairs(opts.timeout or {}) do timeout[k] = v end
   return setmetatable({
     base_url = opts.base_url, headers = opts.headers, timeout = timeout,
-    max_redirects = opts.max_redirects or 10,
+    max_redirects = opts.max_redirects or 10, ssl = ssl,
     pool = Pool.new(opts),
     parser_opts = { max_header_size = opts.max_header_size or 16384,
       max_headers = opts.max_headers or 100, headers_mt = headers.mt },
@@ -96,7 +106,8 @@ function Session:_connect(loop, u, key, t, deadline)
     return got
   end
   delay, what = limit(loop, t.connect, "connect", deadline)
-  local ok, tr = pcall(timed, delay, what, loop.create_connection, loop, stream_protocol, u.host, u.port)
+  local ok, tr = pcall(timed, delay, what, loop.create_connection, loop, stream_protocol, u.host, u.port,
+    u.scheme == "https" and { ssl = self.ssl } or nil)
   if not ok then
     self.pool:failed(key)
     error(tr, 0)
@@ -168,10 +179,7 @@ end
 function Session:_send(loop, method, full, hdrs, body, t, deadline)
   local u = url.parse(full)
   u.url = full
-  if u.scheme == "https" then
-    error("aloop.http: https:// needs aio.ssl (TLS), which aloop does not have yet", 0)
-  end
-  local key = u.host .. ":" .. u.port
+  local key = u.scheme .. "://" .. u.host .. ":" .. u.port -- http and https never share one
   for attempt = 1, 2 do
     local conn = self:_connect(loop, u, key, t, deadline)
     local ok, res = pcall(self._exchange, self, conn, method, u, hdrs, body, t, deadline)
@@ -252,7 +260,8 @@ function Session:request(method, target, opts)
       return r -- a streamed body cannot be sent again
     end
     local next_url = url.join(full, location)
-    if url.parse(next_url).authority ~= url.parse(full).authority then
+    local from, to = url.parse(full), url.parse(next_url)
+    if to.authority ~= from.authority or to.scheme ~= from.scheme then
       for k in pairs(hdrs) do if k:lower() == "authorization" then hdrs[k] = nil end end
     end
     full = next_url

@@ -2,6 +2,9 @@
 -- transport's C read buffer is taken whole and parsed in one C call (parser.c); next() hands
 -- out the events in order, refilling when they run out. Responses are queued with send() and
 -- written in one write when the peer has no more pipelined requests waiting.
+-- Over TLS a peer's EOF without close_notify is a clean EOF when no message is in progress
+-- (the framing says the last one ended), the ConnectionResetError otherwise (a truncation).
+local aio = require "aloop"
 local core = require "aloop.core"
 
 local await = core.await_future
@@ -19,7 +22,7 @@ Wire.__index = Wire
 -- client puts its read timeout around it; the server's timeouts are a sweep over its connections).
 function Wire.new(tr, parser, wait)
   return setmetatable({ tr = tr, buf = tr:_reader(READ_LIMIT), parser = parser, wait = wait,
-    ev = {}, ei = 1, en = 0, out = nil }, Wire)
+    ev = {}, ei = 1, en = 0, out = nil, tls = tr:get_extra_info("sslcontext") ~= nil }, Wire)
 end
 
 -- The events are there without reading?
@@ -48,6 +51,16 @@ function Wire:send(data)
   end
 end
 
+-- Bytes from the buffer: waits first (under the caller's timeouts, through self.wait) when it
+-- is empty, so buf_read returns at once: the bytes, or "" at the end.
+local function wait_and_read(self, buf)
+  if buf_buffered(buf) == 0 then
+    self:flush()
+    self.wait(self, buf_wait, buf)
+  end
+  return buf_read(buf, READ_ALL)
+end
+
 -- next() -> event, or nil, code, description (nil, nil at a clean EOF between messages).
 function Wire:next()
   local i = self.ei
@@ -58,11 +71,20 @@ function Wire:next()
   if self.code then return nil, self.code, self.desc end
   local buf, parser = self.buf, self.parser
   while true do
-    if buf_buffered(buf) == 0 then -- wait here (under the caller's timeouts), not in buf_read
-      self:flush()
-      self.wait(self, buf_wait, buf) -- returns with bytes, or at the end
+    local data
+    if self.tls then
+      local ok
+      ok, data = pcall(wait_and_read, self, buf)
+      if not ok then
+        -- TLS without close_notify: an EOF when the framing says the last message ended
+        if not (parser:idle() and aio.iserror(data, aio.ConnectionResetError)) then
+          error(data, 0)
+        end
+        data = ""
+      end
+    else
+      data = wait_and_read(self, buf)
     end
-    local data = buf_read(buf, READ_ALL) -- bytes now, or "" at the end: never waits
     local ev, code, desc
     if data == "" then
       if parser:idle() then return nil end
