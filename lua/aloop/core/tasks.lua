@@ -19,7 +19,7 @@ local function in_task() return core.current_task() ~= nil end
 
 local function need_task(what)
   if not in_task() then
-    error(("aloop.%s: not inside a task; use loop:run_until_complete(fn) or aio.run(main)"):format(what), 3)
+    error(core._not_in_task(what), 3)
   end
 end
 
@@ -126,13 +126,14 @@ local function cancel_and_wait(loop, fut)
   if not ok then error(err, 0) end
 end
 
-function tasks.wait_for(aw, timeout)
+-- (wait_for(fn, timeout, ...) awaits fn(...), API.md §3.)
+function tasks.wait_for(aw, timeout, ...)
   need_task("wait_for")
   if timeout ~= nil and type(timeout) ~= "number" then
     error("aloop.wait_for: timeout must be a number or nil", 2)
   end
   local loop = core.get_running_loop()
-  local fut = future_of(aw, loop)
+  local fut = type(aw) == "function" and loop:create_task(aw, ...) or future_of(aw, loop)
   if timeout == nil then return await_future(fut) end
   if timeout <= 0 then
     if fut:done() then return fut:result() end

@@ -253,7 +253,7 @@ do
 
   local function running_loop(fn)
     local loop = core._running_loop()
-    if not loop then error("aloop." .. fn .. ": not inside a task; use aio.run(main)", 3) end
+    if not loop then error(core._not_in_task(fn), 3) end
     return loop
   end
 

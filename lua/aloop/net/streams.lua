@@ -19,7 +19,7 @@ do
 
   local function loop_of(fn)
     local loop = running_loop()
-    if not loop then error("aloop." .. fn .. ": not inside a task; use aio.run(main)", 3) end
+    if not loop then error(core._not_in_task(fn), 3) end
     return loop
   end
 

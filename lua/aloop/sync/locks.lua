@@ -275,6 +275,7 @@ local function leave(self)
 end
 
 function Barrier:wait()
+  W.bind(self, "Barrier.wait", true)
   local cond = self._cond
   local _ <close> = cond:acquire()
   cond:wait_for(self._passable)
