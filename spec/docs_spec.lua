@@ -97,7 +97,10 @@ describe("docs", function()
     for _, page in ipairs(pages) do
       if page ~= "README.md" then
         assert.is_truthy(readme:find("(" .. page .. ")", 1, true), page .. " is not linked from README.md")
-        assert.is_true(#snippets(H.root .. "/" .. page) > 0 or page == "docs/examples.md"
+        local runs, skipped = snippets(H.root .. "/" .. page)
+        local pending = false -- a page about a feature not merged yet: "norun lands with ..."
+        for _, s in ipairs(skipped) do pending = pending or s.reason:match("^lands with ") ~= nil end
+        assert.is_true(#runs > 0 or pending or page == "docs/examples.md"
           or page == "docs/layout.md", page .. " has no runnable ```lua block")
       end
     end
