@@ -54,6 +54,40 @@ describe("a suspending function outside a task", function()
     end)
   end
 
+  it("stream, server and process methods name themselves; a failed read leaves the reader usable", function()
+    local server = loop:run_until_complete(aio.start_server, function(_, w)
+      aio.sleep(0.05)
+      w:write("late\n")
+      w:close()
+    end, "127.0.0.1", 0)
+    local reader, writer = loop:run_until_complete(aio.open_connection, "127.0.0.1",
+      server.sockets[1]:getsockname()[2])
+    local proc = loop:run_until_complete(aio.create_subprocess_exec, "sleep", "5")
+    for _, case in ipairs({
+      { "StreamReader.read", reader.read, reader, 10 },
+      { "StreamReader.readline", reader.readline, reader },
+      { "StreamReader.readexactly", reader.readexactly, reader, 2 },
+      { "StreamReader.readuntil", reader.readuntil, reader, "x" },
+      { "StreamWriter.wait_closed", writer.wait_closed, writer },
+      { "Server.wait_closed", server.wait_closed, server },
+      { "Server.serve_forever", server.serve_forever, server },
+      { "Process.wait", proc.wait, proc },
+      { "Process.communicate", proc.communicate, proc },
+      { "getaddrinfo", loop.getaddrinfo, loop, "example.invalid", 80 },
+      { "Condition.wait_for", aio.Condition().wait_for, aio.Condition(), function() end },
+    }) do
+      local msg = message_of(table.unpack(case, 2))
+      assert.is_truthy(msg:find("aloop." .. case[1] .. ": " .. FIX, 1, true), msg)
+    end
+    assert.is_true(server:is_serving()) -- serve_forever outside a task did not close it
+    assert.equal("late\n", loop:run_until_complete(reader.readline, reader))
+    proc:kill()
+    loop:run_until_complete(proc.wait, proc)
+    writer:close()
+    server:close()
+    loop:run_until_complete(server.wait_closed, server)
+  end)
+
   it("the same message in a script run by the interpreter, with exit 1", function()
     local out, err, code = H.aloop_script('local aio = require "aloop"\naio.sleep(1)\n')
     assert.equal(1, code, out .. err)

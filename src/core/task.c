@@ -521,9 +521,12 @@ int al_await(lua_State *L, int fidx) {
   return lua_yieldk(L, 1, fidx, await_k);
 }
 
-/* core.await(fut) */
+/* core.await_future(fut [, what]): `what` names the public call that waits, for the "not
+   inside a task" error (default "await"). */
 static int l_await(lua_State *L) {
-  al_checkfuture(L, 1);
+  al_Future *f = al_checkfuture(L, 1);
+  if (f->state == AL_PENDING && lua_type(L, 2) == LUA_TSTRING && !running_task(L, al_state(L)))
+    return not_in_task(L, lua_tostring(L, 2));
   lua_settop(L, 1);
   return al_await(L, 1);
 }

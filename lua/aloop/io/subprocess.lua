@@ -168,7 +168,7 @@ do
     local st = self:_state()
     local f = st.loop:create_future()
     st.waiters[#st.waiters + 1] = f
-    return await(f)
+    return await(f, "Process.wait")
   end
 
   local mt = core._SubprocessTransport_mt
@@ -217,6 +217,7 @@ do
   -- reading stdout and stderr to EOF, then waits for the exit. A child that exits without
   -- reading its input is not an error (the broken pipe is ignored).
   function Process:communicate(input)
+    if not core.current_task() then error(core._not_in_task("Process.communicate"), 2) end
     local stdin, stdout, stderr = self.stdin, self.stdout, self.stderr
     local function feed()
       if not stdin then return end

@@ -23,6 +23,7 @@ end
 local function resolve(loop, host, port, family, type, passive)
   local r = core._getaddrinfo(host, port, family, type, passive)
   if r then return r end
+  if not core.current_task() then error(core._not_in_task("getaddrinfo"), 0) end
   return await(core._dns_getaddrinfo(loop, host, port, family, type, passive))
 end
 
@@ -169,11 +170,12 @@ end
 
 function Server:wait_closed()
   if self._closed then return end
-  await(closed_future(self))
+  await(closed_future(self), "Server.wait_closed")
 end
 
 -- serve_forever(): serves until the server is closed; cancelling it closes the server.
 function Server:serve_forever()
+  need_task("Server.serve_forever")
   if self._forever then error("aloop: server is already being awaited on serve_forever()", 2) end
   if self._closed then error("aloop: server is closed", 2) end
   self:start_serving()
@@ -340,6 +342,7 @@ end
 
 -- loop:getnameinfo(addr) -> host, service
 function Loop:getnameinfo(addr)
+  if not core.current_task() then error(core._not_in_task("getnameinfo"), 2) end
   return await(core._dns_getnameinfo(self, addr))
 end
 

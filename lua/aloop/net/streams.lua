@@ -31,11 +31,13 @@ do
     buf_wait, buf_at_eof, buf_exception = m.wait, m.at_eof, m.exception
   end
 
-  -- Calls m(buf, ...) until it returns data, waiting for more bytes in between.
-  local function fill(buf, m, ...)
+  -- Calls m(buf, ...) until it returns data, waiting for more bytes in between (`what` names
+  -- the read for the error outside a task, raised before the reader registers a wait).
+  local function fill(what, buf, m, ...)
     while true do
       local v = m(buf, ...)
       if v ~= nil then return v end
+      if not core.current_task() then error(core._not_in_task(what), 0) end
       local f = buf_wait(buf)
       if f then await(f) end
     end
@@ -44,20 +46,24 @@ do
   function StreamReader:read(n)
     n = n or -1
     local buf = self._buffer
-    if n >= 0 then return fill(buf, buf_read, n) end
+    if n >= 0 then return fill("StreamReader.read", buf, buf_read, n) end
     local parts = {}
     while true do
-      local d = fill(buf, buf_read, self._limit)
+      local d = fill("StreamReader.read", buf, buf_read, self._limit)
       if d == "" then return table.concat(parts) end
       parts[#parts + 1] = d
     end
   end
 
-  function StreamReader:readline() return fill(self._buffer, buf_readuntil, "\n", true) end
-  function StreamReader:readuntil(sep)
-    return fill(self._buffer, buf_readuntil, sep or "\n", false)
+  function StreamReader:readline()
+    return fill("StreamReader.readline", self._buffer, buf_readuntil, "\n", true)
   end
-  function StreamReader:readexactly(n) return fill(self._buffer, buf_readexactly, n) end
+  function StreamReader:readuntil(sep)
+    return fill("StreamReader.readuntil", self._buffer, buf_readuntil, sep or "\n", false)
+  end
+  function StreamReader:readexactly(n)
+    return fill("StreamReader.readexactly", self._buffer, buf_readexactly, n)
+  end
   function StreamReader:at_eof() return buf_at_eof(self._buffer) end
   function StreamReader:exception() return buf_exception(self._buffer) end
 
@@ -83,12 +89,12 @@ do
   -- connection is lost. Several tasks may drain at once: they share one future.
   function StreamWriter:drain()
     local f = self.transport:_drain()
-    if f then await(f) end
+    if f then await(f, "StreamWriter.drain") end
   end
 
   function StreamWriter:wait_closed()
     local f = self.transport:_wait_closed()
-    if f then await(f) end
+    if f then await(f, "StreamWriter.wait_closed") end
   end
 
   -- local w <close> = writer: closes, and inside a task waits until the fd is closed.

@@ -145,6 +145,7 @@ end
 
 function Condition:wait_for(pred)
   local r = pred()
+  if not r then bind(self, "Condition.wait_for", true) end
   while not r do
     self:wait()
     r = pred()
