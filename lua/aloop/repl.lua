@@ -49,11 +49,11 @@ local function announce_servers(loop, seen)
   end
 end
 
--- At the end of input: the servers still open are closed, each with a line saying so.
+-- At the end of input: the servers still open on the loop are closed, each with a line saying so.
 local function close_servers(loop)
   for s in pairs(open_servers) do -- (close() clears its entry: allowed while traversing)
     if s:get_loop() == loop then
-      io.stderr:write(("closing %s, left open at the prompt\n"):format(tostring(s)))
+      io.stderr:write(("closing %s: still open when the REPL ended\n"):format(tostring(s)))
       s:close()
     end
   end

@@ -106,7 +106,7 @@ describe("a server left open at the REPL prompt", function()
       .. " %(the REPL closes it when it ends%)\n"
     local name = err:match(listening)
     assert.is_truthy(name, err)
-    assert.is_truthy(err:find("closing " .. name .. ", left open at the prompt\n", 1, true), err)
+    assert.is_truthy(err:find("closing " .. name .. ": still open when the REPL ended\n", 1, true), err)
     local _, n = err:gsub("is listening", "")
     assert.equal(1, n, err) -- the server closed on its own line is not mentioned
   end)
