@@ -38,6 +38,11 @@ struct ev_loop; /* libev's loop (<ev.h>) */
 typedef struct al_Loop aloop_loop;
 
 /* Status codes. Negative values are failures. */
+/* Registry field holding {message, traceback} of the last task that failed with a plain string
+   error: a host printing an uncaught error equal to message can show where the task raised it
+   (the interpreter does). */
+#define ALOOP_TASK_ERROR_KEY "aloop.task_error"
+
 #define ALOOP_OK 0
 #define ALOOP_STOPPED 1       /* aloop_step: loop:stop() was called (the request is consumed) */
 #define ALOOP_ECLOSED (-1)    /* the loop is closed (aloop_call_threadsafe: or out of memory) */

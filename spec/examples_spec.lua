@@ -665,6 +665,66 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
     assert.are.same({ "Content-Length", "Content-type", "Date", "Server" }, names)
   end)
 
+  it("http_server (003): curl's requests printed and answered Hello world!", function()
+    local s = server_run("http_server", 0, 2)
+    local url = "http://127.0.0.1:" .. s.port
+    -- (no LD_PRELOAD: curl under the ASan runtime can hang in its resolver thread)
+    local p = io.popen("exec env -u LD_PRELOAD timeout 30 curl -s " .. q(url .. "/") .. " " ..
+      q(url .. "/some/path?x=1"))
+    local out = p:read("a")
+    p:close()
+    assert.are.equal("Hello world!\r\nHello world!\r\n", out)
+    local r = finish(s)
+    assert_ok(r)
+    assert.are.same({ "Serving on " .. url, [[method = "GET"; path = "/"; version = "1.1"]],
+      [[method = "GET"; path = "/some/path"; version = "1.1"]] }, r.lines)
+  end)
+
+  it("http_download (001): five files fetched concurrently and saved", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local r = run("http_download", dir)
+    assert_ok(r)
+    assert.are.same({ "Finished downloading f1040.pdf (180000 bytes)",
+      "Finished downloading f1040a.pdf (120000 bytes)", "Finished downloading f1040es.pdf (240000 bytes)",
+      "Finished downloading f1040ez.pdf (60000 bytes)", "Finished downloading f1040sb.pdf (30000 bytes)",
+      "Saved in " .. dir }, r.lines)
+    local f = assert(io.open(dir .. "/f1040es.pdf", "rb"))
+    assert.are.equal(("%"):rep(240000), f:read("a"))
+    f:close()
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("http_routes (004): sanic's routes, converters, add_route with methods", function()
+    local r = run("http_routes")
+    assert_ok(r)
+    assert.are.same({ 'GET /aloop           200 {"hello":"aloop"}', "GET /number/3.14     200 number: 3.14",
+      "GET /folder/ab12     200 folder: ab12", "GET /folder/toolong  404 Not Found",
+      "GET /folder2/docs    200 folder2: docs", "GET /personal2/ann   200 personal2: ann",
+      "GET /personal2/a1    404 Not Found", "POST /personal2/ann  405 GET, HEAD" }, r.lines)
+  end)
+
+  it("http_json_api: a JSON todo API and its client", function()
+    local r = run("http_json_api")
+    assert_ok(r)
+    assert.are.equal(7, #r.lines)
+    assert.are.equal("GET /todos             200 []", r.lines[1])
+    assert.matches("^POST /todos            201 {.*}$", r.lines[2])
+    assert.truthy(r.lines[2]:find('"title":"write the spec"', 1, true))
+    assert.truthy(r.lines[3]:find('"id":2', 1, true))
+    assert.are.equal("POST /todos (bad)      422 a title is needed", r.lines[4])
+    assert.are.equal("DELETE /todos/1        204 ", r.lines[5])
+    assert.are.equal("GET /todos/1           404 no todo 1", r.lines[6])
+    assert.matches('^GET /todos             200 %[{.*"run it".*}%]$', r.lines[7])
+  end)
+
+  it("http_stream: a chunked download read with progress lines", function()
+    local r = run("http_stream", 2)
+    assert_ok(r)
+    assert.are.same({ "200\tchunked", " 25% (524288 bytes)", " 50% (1048576 bytes)",
+      " 75% (1572864 bytes)", "100% (2097152 bytes)", "done\ttrue" }, r.lines)
+  end)
+
   it("udp_echo_server + udp_echo_client (datagram protocols)", function()
     local s = server_run("udp_echo_server", 0, 1)
     local c = run("udp_echo_client", s.port)
@@ -822,6 +882,10 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
   it("every example has a test above", function()
     local tested = {}                             -- the names passed to run() in this file
     for name in read_file(ROOT .. "/spec/examples_spec.lua"):gmatch('run%("([%w_]+)"') do
+      tested[name] = true
+    end
+    -- the TLS examples run in spec/tls/examples_spec.lua (they need its certificates)
+    for name in read_file(ROOT .. "/spec/tls/examples_spec.lua"):gmatch('example%("([%w_]+)"') do
       tested[name] = true
     end
     local missing = {}

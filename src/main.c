@@ -60,6 +60,15 @@ static int msghandler(lua_State *L) {
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
+  /* a string error a task raised: also where the task raised it */
+  if (lua_type(L, 1) == LUA_TSTRING &&
+      lua_getfield(L, LUA_REGISTRYINDEX, ALOOP_TASK_ERROR_KEY) == LUA_TTABLE &&
+      lua_rawgeti(L, -1, 1) != LUA_TNIL && lua_rawequal(L, -1, 1) &&
+      lua_rawgeti(L, -2, 2) == LUA_TSTRING) {
+    lua_pushfstring(L, "%s\nraised in a task:\n%s", lua_tostring(L, -4), lua_tostring(L, -1));
+    return 1;
+  }
+  lua_settop(L, 2);
   return 1;
 }
 

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "http/http.h"
 #include "net/net.h"
 #include "net/stream_reader.h"
 #include "threads/threads.h"
+#include "tls/tls.h"
 
 typedef struct al_LuaSource {
   const char *name; /* module name, e.g. "aloop.init" */
@@ -43,10 +45,12 @@ static const al_OpenFn parts[] = {
     al_reader_open,    /* net/stream_reader.c */
     al_server_open,    /* net/server.c */
     al_dns_open,       /* net/dns.c */
+    al_tls_open,       /* tls/context.c: core.ssl, SSL errors, core._tls_wrap (tls/filter.c) */
     al_marshal_open,   /* threads/marshal.c */
     al_cfuture_open,   /* threads/cfuture.c: core.ConcurrentFuture */
     al_threadpool_open, /* threads/threadpool.c */
     al_remote_open,    /* threads/remote.c: core.RemoteLoop */
+    al_http_open,      /* http/: core._http (parser, head serialisers) */
     NULL,
 };
 

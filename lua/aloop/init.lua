@@ -41,7 +41,7 @@ for name, names in pairs(parts) do
 end
 
 -- aio.<key> -> the module required on first read (e.g. http = "aloop.http").
-local on_first_use = {}
+local on_first_use = { http = "aloop.http", json = "aloop.json" }
 
 return setmetatable(aio, {
   __index = function(t, k)

@@ -23,6 +23,7 @@ static const char *const class_tree[][2] = {
     {"QueueFull", "Error"},
     {"QueueShutDown", "Error"},
     {"BrokenBarrierError", "Error"},
+    {"ExceptionGroup", "Error"},
     {"OSError", "Error"},
     {"ConnectionError", "OSError"},
     {"ConnectionResetError", "ConnectionError"},
@@ -94,16 +95,16 @@ int al_error_is(lua_State *L, int idx, const char *cls) {
   return found;
 }
 
-/* aio.iserror(err, cls): cls is a class table (default aio.Error). */
-static int l_iserror(lua_State *L) {
-  lua_settop(L, 2);
-  if (lua_isnil(L, 2)) push_class(L, "Error");
-  else lua_pushvalue(L, 2);
-  /* STACK: err, cls-or-nil, cls (index 3) */
-  int found = 0;
-  if (lua_istable(L, 1) && lua_getmetatable(L, 1)) {
-    for (int depth = 0; depth < 32; depth++) {
-      if (lua_rawequal(L, -1, 3)) {
+/*
+** Is the value at idx an instance of the class at clsidx (or of a subclass), or an
+** ExceptionGroup with such a member (groups nest at most `depth` deep)?
+*/
+static int is_instance(lua_State *L, int idx, int clsidx, int depth) {
+  idx = lua_absindex(L, idx);
+  int found = 0, top = lua_gettop(L);
+  if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
+    for (int up = 0; up < 32; up++) {
+      if (lua_rawequal(L, -1, clsidx)) {
         found = 1;
         break;
       }
@@ -111,7 +112,27 @@ static int l_iserror(lua_State *L) {
       lua_remove(L, -2);
     }
   }
-  lua_pushboolean(L, found);
+  lua_settop(L, top);
+  if (found || depth <= 0 || !al_error_is(L, idx, "ExceptionGroup")) return found;
+  if (lua_getfield(L, idx, "exceptions") == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n && !found; i++) {
+      lua_rawgeti(L, -1, i);
+      found = is_instance(L, -1, clsidx, depth - 1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+  return found;
+}
+
+/* aio.iserror(err, cls): cls is a class table (default aio.Error); an ExceptionGroup is a cls
+   when one of its members is. */
+static int l_iserror(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_isnil(L, 2)) push_class(L, "Error");
+  else lua_pushvalue(L, 2);
+  lua_pushboolean(L, is_instance(L, 1, 3, 16));
   return 1;
 }
 

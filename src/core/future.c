@@ -95,10 +95,35 @@ void al_future_set_result(lua_State *L, al_Future *f, int fidx, int first, int n
   schedule_callbacks(L, f, fidx);
 }
 
+/*
+** A task failed with the string error at eidx, raised where the traceback at tbidx says: kept in
+** the registry (ALOOP_TASK_ERROR_KEY) for the interpreter's report of an uncaught error. The same
+** error passed on by the tasks that awaited it keeps the first (innermost) traceback.
+*/
+static void record_task_error(lua_State *L, int eidx, int tbidx) {
+  eidx = lua_absindex(L, eidx);
+  tbidx = lua_absindex(L, tbidx);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, ALOOP_TASK_ERROR_KEY) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    int same = lua_rawequal(L, -1, eidx);
+    lua_pop(L, 2);
+    if (same) return;
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, eidx);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, tbidx);
+  lua_rawseti(L, -2, 2);
+  lua_setfield(L, LUA_REGISTRYINDEX, ALOOP_TASK_ERROR_KEY);
+}
+
 /* Finishes with the error at eidx; tbidx (or 0) is a traceback string for reports. */
 void al_future_set_exception(lua_State *L, al_Future *f, int fidx, int eidx, int tbidx) {
   fidx = lua_absindex(L, fidx);
   f->cancel_hook = 0;
+  if (tbidx && lua_type(L, eidx) == LUA_TSTRING) record_task_error(L, eidx, tbidx);
   lua_pushvalue(L, eidx);
   lua_setiuservalue(L, fidx, AL_FUV_RESULT);
   if (tbidx) lua_pushvalue(L, tbidx);

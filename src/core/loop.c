@@ -324,10 +324,21 @@ static int loop_backend(lua_State *L) {
   return 1;
 }
 
+/* A callback must be callable (a function, or a value whose metatable has __call): checked at
+   the call, not found out later in the exception handler. */
+static void check_callable(lua_State *L, int idx) {
+  if (lua_isfunction(L, idx)) return;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_typeerror(L, idx, "function");
+}
+
 /* loop:call_soon(fn, ...) -> Handle */
 static int loop_call_soon(lua_State *L) {
   al_Loop *loop = checkopen(L, 1);
-  luaL_checkany(L, 2);
+  check_callable(L, 2);
   if (loop->debug) al_debug_check_thread(L, loop);
   al_handle_new(L, loop, 2, lua_gettop(L) - 2, 0);
   lua_pushvalue(L, -1);
@@ -354,13 +365,13 @@ static int schedule_timer(lua_State *L, al_Loop *loop, double when, int fnidx) {
   return 1;
 }
 
-/* loop:call_later(delay, fn, ...) -> TimerHandle; a negative delay means "now". */
+/* loop:call_later(delay, fn, ...) -> TimerHandle; a negative delay is a time in the past (due
+   now, before later-due timers, and when() says so), as asyncio. */
 static int loop_call_later(lua_State *L) {
   al_Loop *loop = checkopen(L, 1);
   double delay = luaL_checknumber(L, 2);
-  luaL_checkany(L, 3);
+  check_callable(L, 3);
   if (isnan(delay)) return luaL_argerror(L, 2, "delay is NaN");
-  if (delay < 0) delay = 0;
   return schedule_timer(L, loop, al_now() + delay, 3);
 }
 
@@ -368,7 +379,7 @@ static int loop_call_later(lua_State *L) {
 static int loop_call_at(lua_State *L) {
   al_Loop *loop = checkopen(L, 1);
   double when = luaL_checknumber(L, 2);
-  luaL_checkany(L, 3);
+  check_callable(L, 3);
   if (isnan(when)) return luaL_argerror(L, 2, "when is NaN");
   return schedule_timer(L, loop, when, 3);
 }

@@ -164,6 +164,11 @@ static int loop_create_task(lua_State *L) {
     lua_pop(L, 2);
     if (is_coro) { /* {fn = f, n = n, args...}; scheduled now, so never "never awaited" */
       lua_pushliteral(L, "awaited");
+      if (lua_rawget(L, 2) != LUA_TNIL) /* single-use, as an asyncio coroutine */
+        return luaL_error(L, "aloop: cannot reuse already awaited coroutine %s",
+                          luaL_tolstring(L, 2, NULL));
+      lua_pop(L, 1);
+      lua_pushliteral(L, "awaited");
       lua_pushboolean(L, 1);
       lua_rawset(L, 2);
       int nameidx = 0;

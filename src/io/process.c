@@ -345,8 +345,12 @@ static int spawn_plan_fds(posix_spawn_file_actions_t *fa, const int *pass, int n
   return err;
 }
 
-/* Spawn phase 4: starts the program with default signal dispositions and an empty mask. */
-static int spawn_exec(pid_t *pid, char **argv, char **envp, posix_spawn_file_actions_t *fa) {
+/*
+** Spawn phase 4: starts the program with default signal dispositions and an empty mask, in a
+** new session (setsid) or in process group pgroup (0: a new one led by the child) when asked.
+*/
+static int spawn_exec(pid_t *pid, char **argv, char **envp, posix_spawn_file_actions_t *fa,
+                      int new_session, lua_Integer pgroup) {
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t all, none;
@@ -354,7 +358,13 @@ static int spawn_exec(pid_t *pid, char **argv, char **envp, posix_spawn_file_act
   sigemptyset(&none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+  if (new_session) flags |= POSIX_SPAWN_SETSID;
+  if (pgroup >= 0) {
+    flags |= POSIX_SPAWN_SETPGROUP;
+    posix_spawnattr_setpgroup(&attr, (pid_t)pgroup);
+  }
+  posix_spawnattr_setflags(&attr, flags);
   int err = strchr(argv[0], '/') ? posix_spawn(pid, argv[0], fa, &attr, argv, envp)
                                  : posix_spawnp(pid, argv[0], fa, &attr, argv, envp);
   posix_spawnattr_destroy(&attr);
@@ -389,8 +399,8 @@ static void spawn_watch(lua_State *L, al_Process *p, int pidx) {
 }
 
 /*
-** core._spawn(loop, argv, stdin, stdout, stderr, cwd, env, pass_fds)
-**   -> transport, sock_stdin|nil, sock_stdout|nil, sock_stderr|nil
+** core._spawn(loop, argv, stdin, stdout, stderr, cwd, env, pass_fds, start_new_session,
+**             process_group) -> transport, sock_stdin|nil, sock_stdout|nil, sock_stderr|nil
 ** Each stdio spec: nil (inherit), -1 PIPE, -2 STDOUT (stderr only), -3 DEVNULL, or an fd (an
 ** integer, a Lua file or an object with :fileno()). The socket objects own the parent's ends of
 ** the pipes (non-blocking, close-on-exec). Raises OSError (errno ENOENT: program not found).
@@ -404,6 +414,9 @@ static int l_spawn(lua_State *L) {
   const char *cwd = luaL_optstring(L, 6, NULL);
   if (!lua_isnoneornil(L, 7)) luaL_checktype(L, 7, LUA_TTABLE);
   if (!lua_isnoneornil(L, 8)) luaL_checktype(L, 8, LUA_TTABLE);
+  int new_session = lua_toboolean(L, 9);
+  lua_Integer pgroup = luaL_optinteger(L, 10, -1);
+  luaL_argcheck(L, pgroup >= -1 && pgroup <= INT_MAX, 10, "invalid process group");
   lua_settop(L, 8);
   if (luaL_len(L, 2) < 1) return luaL_error(L, "aloop: the program is missing");
   char **argv = string_array(L, 2, 0);
@@ -420,7 +433,7 @@ static int l_spawn(lua_State *L) {
   posix_spawn_file_actions_init(&fa);
   int err = spawn_plan_stdio(&io, &fa);
   if (!err) err = spawn_plan_fds(&fa, pass, npass, cwd);
-  if (!err) err = spawn_exec(&p->pid, argv, envp, &fa);
+  if (!err) err = spawn_exec(&p->pid, argv, envp, &fa, new_session, pgroup);
   posix_spawn_file_actions_destroy(&fa);
   close_fds(io.child_end, 3);
   if (err) return spawn_fail(L, &io, err, argv[0], cwd);

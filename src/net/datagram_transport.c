@@ -105,7 +105,7 @@ static int tr_sendto(lua_State *L) {
   } else if (!t->dgram_connected) {
     return luaL_error(L, "aloop: sendto() needs an address (the endpoint has no remote address)");
   }
-  if (t->closing) return al_error_raise(L, "InvalidStateError", "sendto() on a closing transport");
+  if (al_transport_drops_writes(L, t)) return 0;
   if (t->wbuf.len == 0 && dgram_send(L, t, 1, p, len, (struct sockaddr *)&ss, salen)) return 0;
   DgramHead h = {(uint32_t)len, (uint32_t)salen};
   if (!al_buf_reserve(&t->wbuf, sizeof h + salen + len)) return luaL_error(L, "not enough memory");

@@ -17,7 +17,7 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_RETRY_DELAY 0.1
 
-enum { LV_SOCK = 1, LV_FACTORY, LV_LOOP, LV_N = LV_LOOP };
+enum { LV_SOCK = 1, LV_FACTORY, LV_LOOP, LV_TRACK, LV_N = LV_TRACK }; /* LV_TRACK: on_conn */
 
 typedef struct al_Listener {
   al_Resource hdr;
@@ -112,6 +112,10 @@ static int accept_ready(lua_State *L) {
       al_socket_close(lua_touserdata(L, sidx));
     } else {
       al_transport_create(L, ls->loop, loopidx, sidx, -1, AL_TR_SOCK);
+      if (lua_getiuservalue(L, lidx, LV_TRACK) != LUA_TNIL) { /* the Server counts it */
+        lua_insert(L, -2);
+        lua_call(L, 1, 0);
+      }
     }
     lua_settop(L, base);
   }
@@ -145,11 +149,13 @@ static void retry_cb(struct ev_loop *ev, ev_timer *w, int revents) {
   if (ls->serving && !ls->closed) al_watch_start(ls->loop, &ls->io);
 }
 
-/* core._listener(loop, sock, factory): not accepting until :start(). */
+/* core._listener(loop, sock, factory [, on_conn]): not accepting until :start();
+   on_conn(transport) is called for each connection it makes. */
 static int l_listener(lua_State *L) {
   al_Loop *loop = al_checkloop(L, 1);
   al_Socket *s = al_socket_check(L, 2);
   luaL_checkany(L, 3);
+  lua_settop(L, 4);
   if (s->fd < 0) return al_oserror_raise(L, EBADF, "socket is closed");
   al_Listener *ls = lua_newuserdatauv(L, sizeof *ls, LV_N);
   memset(ls, 0, sizeof *ls);
@@ -159,8 +165,8 @@ static int l_listener(lua_State *L) {
   ev_timer_init(&ls->retry, retry_cb, ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY); /* repeats */
   ls->io.data = ls->retry.data = ls;
   luaL_setmetatable(L, AL_LISTENER_MT);
-  for (int i = 1; i <= 3; i++) {
-    lua_pushvalue(L, i == LV_SOCK ? 2 : i == LV_FACTORY ? 3 : 1);
+  for (int i = 1; i <= LV_N; i++) {
+    lua_pushvalue(L, i == LV_SOCK ? 2 : i == LV_FACTORY ? 3 : i == LV_TRACK ? 4 : 1);
     lua_setiuservalue(L, -2, i);
   }
   lua_pushvalue(L, -1);

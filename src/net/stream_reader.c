@@ -240,6 +240,51 @@ static int rd_exception(lua_State *L) {
   return 1;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* A reader fed from Lua (the public aio.StreamReader(limit), as asyncio's feed_* methods). */
+
+static void no_source(lua_State *L, void *source) { (void)L, (void)source; }
+
+/* core._reader_new(loop, limit): a reader no stream feeds; feed_data/feed_eof/set_exception do. */
+static int l_reader_new(lua_State *L) {
+  al_Loop *loop = al_checkloop(L, 1);
+  lua_Integer limit = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, limit > 0, 2, "limit must be positive");
+  al_reader_new(L, loop, 1, 1, (size_t)limit, no_source, NULL);
+  return 1;
+}
+
+static al_Reader *check_feedable(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  if (r->eof) al_error_raise(L, "InvalidStateError", "the StreamReader already ended (feed_eof "
+                             "or set_exception was called, or its stream ended)");
+  return r;
+}
+
+/* rd:feed_data(data) */
+static int rd_feed_data(lua_State *L) {
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  al_Reader *r = check_feedable(L);
+  if (n > 0) al_reader_feed(L, r, p, n);
+  return 0;
+}
+
+/* rd:feed_eof() */
+static int rd_feed_eof(lua_State *L) {
+  al_Reader *r = check_rd(L, 1);
+  if (!r->eof) al_reader_end(L, r);
+  return 0;
+}
+
+/* rd:set_exception(err): every read raises err from now on (what is buffered too, as asyncio) */
+static int rd_set_exception(lua_State *L) {
+  luaL_checkany(L, 2);
+  check_rd(L, 1);
+  al_reader_fail(L, 1, 2);
+  return 0;
+}
+
 static int rd_gc(lua_State *L) {
   al_Reader *r = lua_touserdata(L, 1);
   al_buf_free(&r->buf);
@@ -256,6 +301,9 @@ static const luaL_Reg rd_methods[] = {
     {"at_eof", rd_at_eof},
     {"buffered", rd_buffered},
     {"exception", rd_exception},
+    {"feed_data", rd_feed_data},
+    {"feed_eof", rd_feed_eof},
+    {"set_exception", rd_set_exception},
     {NULL, NULL},
 };
 
@@ -272,4 +320,6 @@ void al_reader_open(lua_State *L, int core) {
   lua_getfield(L, -1, "__index");
   lua_setfield(L, core, "_reader_methods");
   lua_pop(L, 1);
+  lua_pushcfunction(L, l_reader_new);
+  lua_setfield(L, core, "_reader_new");
 }

@@ -66,12 +66,14 @@ void al_stream_deliver(lua_State *L, al_Transport *t, int tidx, const char *p, s
 static void begin_close(lua_State *L, al_Transport *t, int tidx);
 
 /* A protocol returning true from eof_received keeps the transport half-open; a reader's
-   transport stays open too (the writer may still write). */
+   socket transport stays open too (the writer may still write) unless _close_at_eof() was
+   called. A read pipe closes at EOF. */
 void al_stream_eof(lua_State *L, al_Transport *t, int tidx) {
   t->read_eof = 1;
   al_transport_update_reading(t);
   if (t->reader) {
     al_reader_end(L, t->reader);
+    if ((t->kind == AL_TR_PIPE || t->close_at_eof) && !t->closing) begin_close(L, t, tidx);
     return;
   }
   int keep = al_transport_proto_call(L, t, tidx, "eof_received", 0) == 0 && lua_toboolean(L, -1) &&
@@ -229,11 +231,11 @@ void al_stream_flush(lua_State *L, al_Transport *t, int tidx) {
   else al_transport_maybe_pause(L, t, tidx);
 }
 
+/* Raises after write_eof(); returns 0 when the data is to be dropped (closing or lost). */
 static int check_writable(lua_State *L, al_Transport *t) {
   if (t->eof_req)
     return al_error_raise(L, "InvalidStateError", "Cannot call write() after write_eof()");
-  if (t->closing) return al_error_raise(L, "InvalidStateError", "write() on a closing transport");
-  return 0;
+  return !al_transport_drops_writes(L, t);
 }
 
 /*
@@ -286,15 +288,14 @@ static int tr_write(lua_State *L) {
   if (t->kind == AL_TR_DGRAM) return luaL_error(L, "aloop: datagram transports use sendto()");
   struct iovec iov;
   iov.iov_base = (void *)luaL_checklstring(L, 2, &iov.iov_len);
-  check_writable(L, t);
-  write_iov(L, t, 1, &iov, 1);
+  if (check_writable(L, t)) write_iov(L, t, 1, &iov, 1);
   return 0;
 }
 
 static int tr_writelines(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  check_writable(L, t);
+  if (!check_writable(L, t)) return 0;
   lua_Integer n = luaL_len(L, 2);
   struct iovec iov[MAX_IOV];
   for (lua_Integer i = 1; i <= n;) {
@@ -347,6 +348,15 @@ void al_stream_close_ready(lua_State *L, al_Transport *t, int tidx) {
 static int tr_close(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   if (!t->closing) begin_close(L, t, 1);
+  return 0;
+}
+
+/* tr:_close_at_eof(): nobody will write any more (a server handler returned without closing):
+   close once the peer's EOF came, now if it came already. */
+static int tr_close_at_eof(lua_State *L) {
+  al_Transport *t = al_transport_check(L, 1);
+  t->close_at_eof = 1;
+  if (t->read_eof && !t->closing) begin_close(L, t, 1);
   return 0;
 }
 
@@ -415,5 +425,6 @@ const luaL_Reg al_stream_methods[] = {
     {"pause_reading", tr_pause_reading},
     {"resume_reading", tr_resume_reading},
     {"_reader", tr_reader},
+    {"_close_at_eof", tr_close_at_eof},
     {NULL, NULL},
 };

@@ -16,6 +16,7 @@
 
 #define DEFAULT_HIGH 65536 /* write-buffer high-water mark, as asyncio's */
 #define DEFAULT_LOW 16384
+#define DROPPED_WRITES_WARN 5 /* as asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES */
 
 /*
 ** The transport at idx. Every function that checks has the metatable as its upvalue 1: a pointer
@@ -43,16 +44,54 @@ void al_transport_update_reading(al_Transport *t) {
     al_watch_stop(t->loop, &t->rio);
 }
 
-/* Completes the future in uservalue `slot` (if any) with no values, or with the error at eidx. */
-static void wake(lua_State *L, int tidx, int slot, int eidx) {
-  if (lua_getiuservalue(L, tidx, slot) == LUA_TUSERDATA) {
-    al_Future *f = lua_touserdata(L, -1);
-    if (f->state == AL_PENDING) {
-      if (eidx) al_future_set_exception(L, f, -1, eidx, 0);
-      else al_future_set_result(L, f, -1, lua_gettop(L), 0);
-    }
-    lua_pushnil(L);
+/*
+** drain() and wait_closed() waiters: each waiting task has its own future (cancelling one waiter
+** leaves the others waiting), kept in a list in uservalue `slot`.
+** Pushes a new future appended to that list; futures already done are dropped from it first.
+*/
+static void add_waiter(lua_State *L, al_Transport *t, int tidx, int slot) {
+  tidx = lua_absindex(L, tidx);
+  if (lua_getiuservalue(L, tidx, slot) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
     lua_setiuservalue(L, tidx, slot);
+  }
+  int list = lua_gettop(L);
+  lua_Integer n = luaL_len(L, list), kept = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    if (((al_Future *)lua_touserdata(L, -1))->state == AL_PENDING) lua_rawseti(L, list, ++kept);
+    else lua_pop(L, 1);
+  }
+  for (lua_Integer i = kept + 1; i <= n; i++) lua_pushnil(L), lua_rawseti(L, list, i);
+  lua_getiuservalue(L, tidx, AL_TUV_LOOP);
+  al_future_new(L, t->loop, -1);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, list, kept + 1);
+  lua_replace(L, list);
+  lua_pop(L, 1);
+}
+
+/* Completes every pending future of the waiter list in uservalue `slot` with no values, or
+   with the error at eidx, and empties the list. */
+static void wake(lua_State *L, int tidx, int slot, int eidx) {
+  tidx = lua_absindex(L, tidx);
+  if (eidx) eidx = lua_absindex(L, eidx);
+  if (lua_getiuservalue(L, tidx, slot) == LUA_TTABLE) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, tidx, slot); /* a waiter's callback may add the next list */
+    int list = lua_gettop(L);
+    lua_Integer n = luaL_len(L, list);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      al_Future *f = lua_touserdata(L, -1);
+      if (f->state == AL_PENDING) {
+        if (eidx) al_future_set_exception(L, f, -1, eidx, 0);
+        else al_future_set_result(L, f, -1, lua_gettop(L), 0);
+      }
+      lua_pop(L, 1);
+    }
   }
   lua_pop(L, 1);
 }
@@ -167,16 +206,13 @@ static int call_lost(lua_State *L) {
   }
   t->read_eof = 1;
   if (t->reader) al_reader_end(L, t->reader);
-  if (lua_getiuservalue(L, 1, AL_TUV_DRAIN) == LUA_TUSERDATA) {
-    if (lua_isnil(L, 2)) {
-      al_error_push(L, "ConnectionResetError", "Connection lost");
-      wake(L, 1, AL_TUV_DRAIN, -1);
-      lua_pop(L, 1);
-    } else {
-      wake(L, 1, AL_TUV_DRAIN, 2);
-    }
+  if (lua_isnil(L, 2)) {
+    al_error_push(L, "ConnectionResetError", "Connection lost");
+    wake(L, 1, AL_TUV_DRAIN, -1);
+    lua_pop(L, 1);
+  } else {
+    wake(L, 1, AL_TUV_DRAIN, 2);
   }
-  lua_pop(L, 1);
   if (!t->reader) {
     lua_pushvalue(L, 2);
     al_transport_proto_call(L, t, 1, "connection_lost", 1);
@@ -245,6 +281,21 @@ void al_transport_maybe_resume(lua_State *L, al_Transport *t, int tidx) {
   t->wpaused = 0;
   wake(L, tidx, AL_TUV_DRAIN, 0);
   if (!t->reader) al_transport_proto_call(L, t, tidx, "resume_writing", 0), lua_pop(L, 1);
+}
+
+/*
+** Whether a write is dropped: after close()/abort() or once the connection is lost, writes are
+** discarded without an error, as asyncio does (a broadcast loop must not die on one dead peer;
+** drain() raises the connection's error). A warning is logged at the fifth dropped write (in
+** debug mode at the first).
+*/
+int al_transport_drops_writes(lua_State *L, al_Transport *t) {
+  if (!t->closing) return 0;
+  unsigned n = ++t->dropped_writes;
+  if (n == DROPPED_WRITES_WARN || (n == 1 && t->loop->debug))
+    al_log(L, AL_LOG_WARNING, "aloop: writes to a closed or lost <aloop.Transport fd=%d> are "
+           "dropped", t->fd);
+  return 1;
 }
 
 static int tr_abort(lua_State *L) {
@@ -350,8 +401,8 @@ static int tr_gc(lua_State *L) {
   return 0;
 }
 
-/* tr:_drain(): nil when the write buffer is under the high-water mark, else the future that
-   resume_writing completes (shared by every task draining). Raises once the connection is lost. */
+/* tr:_drain(): nil when the write buffer is under the high-water mark, else a new future that
+   resume_writing completes (one per waiting task). Raises once the connection is lost. */
 static int tr_drain(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   if (t->lost) {
@@ -359,23 +410,15 @@ static int tr_drain(lua_State *L) {
     return al_error_raise(L, "ConnectionResetError", "Connection lost");
   }
   if (!t->wpaused) return 0;
-  if (lua_getiuservalue(L, 1, AL_TUV_DRAIN) == LUA_TUSERDATA) return 1;
-  lua_getiuservalue(L, 1, AL_TUV_LOOP);
-  al_future_new(L, t->loop, -1);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, AL_TUV_DRAIN);
+  add_waiter(L, t, 1, AL_TUV_DRAIN);
   return 1;
 }
 
-/* tr:_wait_closed(): nil once the fd is closed, else a future completed then. */
+/* tr:_wait_closed(): nil once the fd is closed, else a new future completed then. */
 static int tr_wait_closed(lua_State *L) {
   al_Transport *t = al_transport_check(L, 1);
   if (t->finished) return 0;
-  if (lua_getiuservalue(L, 1, AL_TUV_CLOSED) == LUA_TUSERDATA) return 1;
-  lua_getiuservalue(L, 1, AL_TUV_LOOP);
-  al_future_new(L, t->loop, -1);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, AL_TUV_CLOSED);
+  add_waiter(L, t, 1, AL_TUV_CLOSED);
   return 1;
 }
 

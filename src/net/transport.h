@@ -21,9 +21,9 @@ enum {
   AL_TUV_LOOP,      /* the loop userdata */
   AL_TUV_READER,    /* stream mode: the reader (al_Reader) received bytes go to */
   AL_TUV_FILTER,    /* the filter's userdata (keeps t->filter alive) */
-  AL_TUV_DRAIN,     /* the future drain() waits on */
+  AL_TUV_DRAIN,     /* the futures of the tasks drain() holds, a list */
   AL_TUV_EXC,       /* the error the connection was lost with */
-  AL_TUV_CLOSED,    /* the future wait_closed() waits on */
+  AL_TUV_CLOSED,    /* the futures of the tasks in wait_closed(), a list */
   AL_TUV_N = AL_TUV_CLOSED
 };
 
@@ -49,7 +49,9 @@ typedef struct al_Transport {
   unsigned char wpaused;  /* above the high-water mark (pause_writing was called) */
   unsigned char pump_queued;     /* a filter pump is in the ready queue */
   unsigned char dgram_connected; /* datagram socket with a remote address */
+  unsigned char close_at_eof;    /* stream mode: nobody writes any more, close at the EOF */
   int family;
+  unsigned dropped_writes; /* writes discarded after close or loss (a warning at the fifth) */
   al_Buf wbuf; /* bytes for the fd (datagrams: records, see datagram_transport.c) */
   size_t high, low;
   const char *proto_method; /* the protocol method called last (the slow-callback report) */
@@ -140,6 +142,7 @@ int al_transport_proto_call(lua_State *L, al_Transport *t, int tidx, const char 
 void al_transport_run(al_Transport *t, lua_CFunction fn, const char *what);
 void al_transport_maybe_pause(lua_State *L, al_Transport *t, int tidx);
 void al_transport_maybe_resume(lua_State *L, al_Transport *t, int tidx);
+int al_transport_drops_writes(lua_State *L, al_Transport *t); /* closing: drop (and warn) */
 
 /* stream_transport.c and datagram_transport.c: their libev callbacks and methods. */
 void al_stream_read_cb(struct ev_loop *ev, ev_io *w, int revents);

@@ -17,6 +17,7 @@ local function callable(f)
   local mt = getmetatable(f)
   return type(mt) == "table" and mt.__call ~= nil
 end
+coro.callable = callable
 
 function coro.coro(fn, ...)
   if not callable(fn) then
@@ -37,7 +38,12 @@ end
 
 function coro.iscoroutine(x) return getmetatable(x) == Coro end
 
+-- A coroutine object runs once: awaiting it again (or scheduling it again) is an error, as in
+-- asyncio ("cannot reuse already awaited coroutine").
 function Coro:await()
+  if rawget(self, "awaited") then
+    error(("aloop: cannot reuse already awaited coroutine %s"):format(tostring(self)), 3)
+  end
   rawset(self, "awaited", true)
   return self.fn(unpack(self, 1, self.n))
 end

@@ -32,7 +32,13 @@ function Loop:run_until_complete(aw, ...)
     error("aloop: the future belongs to a different loop", 2)
   end
   local this = self
-  local function stop() this:stop() end
+  -- A future that failed with KeyboardInterrupt does not stop the loop: the interrupt leaves
+  -- run_forever by itself, and a stop queued behind it would end the next run at once
+  -- (CPython issue 22429).
+  local function stop(f)
+    if not f:cancelled() and core.iserror(f:exception(), core.KeyboardInterrupt) then return end
+    this:stop()
+  end
   fut:add_done_callback(stop)
   local ok, err = pcall(self.run_forever, self)
   fut:remove_done_callback(stop)

@@ -1,7 +1,8 @@
 -- aio.TaskGroup(): structured concurrency as a to-be-closed scope.
 --   local tg <close> = aio.TaskGroup(); tg:create_task(fn, ...)
 -- Leaving the scope waits for every child. The first child that fails cancels the others
--- (and the body, if it is still running), and its error is re-raised from the scope.
+-- (and the body, if it is still running); its error is re-raised from the scope (several
+-- errors: an aio.ExceptionGroup).
 -- When the body itself raises, the children are cancelled and still awaited: inside a task,
 -- __close runs in the coroutine and may suspend even while an error unwinds (Lua 5.4.4+).
 local core = require "aloop.core"
@@ -51,17 +52,20 @@ function TaskGroup:create_task(aw, ...)
   return t
 end
 
+-- Leaving the scope (asyncio 3.13's __aexit__): waits for the children; the cancel this group
+-- requested of its task is withdrawn (uncancel) whatever the scope ends with, so nested groups
+-- leave cancelling() as they found it. One failure (a child's or the body's) is re-raised as it
+-- is, several as an aio.ExceptionGroup in the order they failed. A cancel() from outside that arrived meanwhile
+-- (its CancelledError is replaced by the children's errors) stays requested: the task's next
+-- suspension raises CancelledError (CPython gh-116720).
 function TaskGroup:__close(err)
   self.exiting = true
   local cancel_err
   if err ~= nil then
     if core.iserror(err, core.CancelledError) then
-      if self.parent_cancelled then
-        self.parent_cancelled = false
-        self.parent:uncancel()
-      else
-        cancel_err = err
-      end
+      cancel_err = err
+    else -- the body's own error joins the children's
+      self.errors[#self.errors + 1] = err
     end
     if not self.aborting then self:_abort() end
   end
@@ -76,7 +80,21 @@ function TaskGroup:__close(err)
     end
   end
   self.closed = true
-  if #self.errors > 0 then error(self.errors[1], 0) end
+  local parent = self.parent
+  if self.parent_cancelled then
+    self.parent_cancelled = false
+    if parent:uncancel() == 0 then cancel_err = nil end -- it was only ours
+  end
+  local errors = self.errors
+  if #errors > 0 then
+    if cancel_err and not parent:done() then -- keep the outside cancel for the next suspension
+      parent:uncancel()
+      parent:cancel()
+    end
+    if #errors == 1 then error(errors[1], 0) end
+    error(core.ExceptionGroup(("unhandled errors in a TaskGroup (%d sub-exceptions)"):format(
+      #errors), { exceptions = errors }), 0)
+  end
   if cancel_err then error(cancel_err, 0) end
 end
 

@@ -12,7 +12,7 @@ tasks.ALL_COMPLETED = "ALL_COMPLETED"
 
 local isfuture, await_future = core.isfuture, core.await_future
 local ensure_future, default_loop = loop_glue.ensure_future, loop_glue.default_loop
-local CancelledError, TimeoutError = core.CancelledError, core.TimeoutError
+local TimeoutError = core.TimeoutError
 local iscoroutine = coro.iscoroutine
 
 local function in_task() return core.current_task() ~= nil end
@@ -40,14 +40,37 @@ local function to_list(aws, what)
 end
 
 -- The future for an awaitable on loop: a future stays itself, a coroutine object or a plain
--- function (called with no arguments) becomes a task.
-local function future_of(aw, loop)
+-- function (called with no arguments) becomes a task. With `made` (awaitable -> future), the
+-- same awaitable given twice gets the same future (a coroutine object runs once).
+local function future_of(aw, loop, made)
   if isfuture(aw) then return aw end
-  return loop:create_task(aw)
+  local f = made and made[aw]
+  if f then return f end
+  f = loop:create_task(aw)
+  if made then made[aw] = f end
+  return f
+end
+
+-- The list without repeats, in first-seen order (asyncio's combinators take sets).
+local function unique(list)
+  local seen, out = {}, {}
+  for _, aw in ipairs(list) do
+    if not seen[aw] then
+      seen[aw] = true
+      out[#out + 1] = aw
+    end
+  end
+  return out
 end
 
 local function wake(w, ...)
   if not w:done() then w:set_result(...) end
+end
+
+-- The CancelledError a cancelled future raises (it carries the cancel message).
+local function cancelled_error(f)
+  local _, err = pcall(f.result, f)
+  return err
 end
 
 ---------------------------------------------------------------------------------------
@@ -67,7 +90,7 @@ function tasks.wait(aws, opts)
   end
   local loop = core.get_running_loop()
   local fs = {}
-  for i, aw in ipairs(list) do fs[i] = future_of(aw, loop) end
+  for i, aw in ipairs(unique(list)) do fs[i] = future_of(aw, loop) end
 
   local function satisfied()
     local ndone = 0
@@ -126,14 +149,27 @@ local function cancel_and_wait(loop, fut)
   if not ok then error(err, 0) end
 end
 
--- (wait_for(fn, timeout, ...) awaits fn(...), API.md §3.)
+-- wait_for(aw, timeout) or wait_for(fn, timeout, ...): fn(...) runs as the awaited task.
 function tasks.wait_for(aw, timeout, ...)
   need_task("wait_for")
   if timeout ~= nil and type(timeout) ~= "number" then
     error("aloop.wait_for: timeout must be a number or nil", 2)
   end
+  if not isfuture(aw) and not iscoroutine(aw) and not coro.callable(aw) then
+    error(("aloop.wait_for: a coroutine object, future or function expected, got %s (the "
+      .. "call in the argument already ran; pass the function and its arguments instead: "
+      .. "aio.wait_for(reader.readline, 1, reader))"):format(type(aw)), 2)
+  end
   local loop = core.get_running_loop()
-  local fut = type(aw) == "function" and loop:create_task(aw, ...) or future_of(aw, loop)
+  local fut
+  if select("#", ...) == 0 then
+    fut = future_of(aw, loop)
+  elseif isfuture(aw) or iscoroutine(aw) then
+    error("aloop.wait_for: arguments after the timeout are for a function, not a "
+      .. (iscoroutine(aw) and "coroutine object" or "future"), 2)
+  else
+    fut = loop:create_task(aw, ...)
+  end
   if timeout == nil then return await_future(fut) end
   if timeout <= 0 then
     if fut:done() then return fut:result() end
@@ -165,13 +201,13 @@ end
 -- cancel hook), and it then ends cancelled once they have finished.
 local function gathering(loop, children, return_exceptions)
   local outer = loop:create_future()
-  local n, finished, cancel_requested = #children, 0, false
+  local n, finished, cancel_requested, cancel_msg = #children, 0, false, nil
   local function finish()
-    if cancel_requested then return core._cancel_now(outer) end
+    if cancel_requested then return core._cancel_now(outer, cancel_msg) end
     local results = { n = n }
     for i, c in ipairs(children) do
       if c:cancelled() then
-        results[i] = CancelledError()
+        results[i] = cancelled_error(c)
       elseif c:exception() ~= nil then
         results[i] = c:exception()
       else
@@ -187,7 +223,7 @@ local function gathering(loop, children, return_exceptions)
       return
     end
     if not return_exceptions then
-      if c:cancelled() then return outer:set_exception(CancelledError()) end
+      if c:cancelled() then return outer:set_exception(cancelled_error(c)) end
       if c:exception() ~= nil then return outer:set_exception(c:exception()) end
     end
     if finished == n then finish() end
@@ -201,7 +237,7 @@ local function gathering(loop, children, return_exceptions)
     for _, c in ipairs(children) do
       if c:cancel(msg) then any = true end
     end
-    if any then cancel_requested = true end
+    if any then cancel_requested, cancel_msg = true, msg end
     return any
   end)
   for _, c in ipairs(children) do c:add_done_callback(on_done) end
@@ -218,9 +254,9 @@ function tasks.gather(...)
     list.n = nil
   end
   local loop = default_loop()
-  local children = {}
+  local children, made = {}, {}
   for i, aw in ipairs(list) do
-    children[i] = future_of(aw, loop)
+    children[i] = future_of(aw, loop, made)
     loop = children[i]:get_loop()
   end
   local outer = gathering(loop, children, opts.return_exceptions and true or false)
@@ -232,7 +268,7 @@ end
 -- as_completed(aws, {timeout=}): for f in aio.as_completed(aws) do ... f:result() ... end
 
 function tasks.as_completed(aws, opts)
-  local list = to_list(aws, "as_completed")
+  local list = unique(to_list(aws, "as_completed"))
   opts = opts or {}
   local loop = default_loop()
   local done_q, head, tail, remaining = {}, 1, 0, #list
@@ -281,14 +317,16 @@ end
 ---------------------------------------------------------------------------------------
 -- shield(aw): cancelling the caller does not cancel aw
 
+-- Once the outer future is cancelled, the inner one is left alone: an error it ends with later
+-- is reported like any unretrieved one ("exception was never retrieved"), not dropped.
 function tasks.shield(aw)
   local inner = ensure_future(aw)
   local outer = inner
   if not inner:done() then
     outer = inner:get_loop():create_future()
-    inner:add_done_callback(function(f)
+    local function on_inner(f)
       if outer:cancelled() then
-        if not f:cancelled() then f:exception() end -- retrieved: nobody else will
+        if not f:cancelled() then f:exception() end -- it ended before the cancel took effect
       elseif f:cancelled() then
         outer:cancel()
       elseif f:exception() ~= nil then
@@ -296,6 +334,10 @@ function tasks.shield(aw)
       else
         outer:set_result(f:result())
       end
+    end
+    inner:add_done_callback(on_inner)
+    outer:add_done_callback(function()
+      if not inner:done() then inner:remove_done_callback(on_inner) end
     end)
   end
   if in_task() then return await_future(outer) end

@@ -8,6 +8,7 @@ local coro = require "aloop.core.coro"
 local tasks = require "aloop.core.tasks"
 local connections = require "aloop.net.connections"
 local streams = require "aloop.net.streams"
+local blame = require "aloop.core.blame"
 
 -- This file's part of the public table (init.lua picks its public names), indented as a block.
 local aio = {}
@@ -19,9 +20,9 @@ do
   local DEFAULT_LIMIT = 65536
 
   local KNOWN = { stdin = true, stdout = true, stderr = true, cwd = true, env = true, limit = true,
-    pass_fds = true }
+    pass_fds = true, start_new_session = true, process_group = true }
 
-  local function bad(fn, fmt, ...) error(("aloop.%s: " .. fmt):format(fn, ...), 4) end
+  local function bad(fn, fmt, ...) blame.error(("aloop.%s: " .. fmt):format(fn, ...)) end
 
   local function has_fileno(v)
     local ok, f = pcall(function() return v.fileno end)
@@ -51,6 +52,11 @@ do
     if opts.pass_fds ~= nil and type(opts.pass_fds) ~= "table" then
       bad(fn, "pass_fds must be a list of fds")
     end
+    local pg = opts.process_group
+    if pg ~= nil and (math.type(pg) ~= "integer" or pg < 0) then
+      bad(fn, "process_group must be a process group id >= 0 (0: a new group), got %s",
+        tostring(pg))
+    end
     local limit = opts.limit
     if limit ~= nil and (math.type(limit) ~= "integer" or limit <= 0) then
       bad(fn, "limit must be a positive integer (got %s)", tostring(limit))
@@ -58,20 +64,30 @@ do
     return opts
   end
 
-  -- Splits (program, arg1, ..., [opts]) into argv and opts.
+  -- Splits (program, arg1, ..., [opts]) or ({program, arg1, ...}, [opts]) into argv and opts.
   local function exec_args(fn, program, ...)
+    local args, n, opts
+    if type(program) == "table" then -- an argv table
+      args, n, opts = program, #program, ...
+      if select("#", ...) > 1 or (opts ~= nil and type(opts) ~= "table") then
+        bad(fn, "with an argv table, only an options table may follow")
+      end
+      program = args[1]
+    else
+      args, n = table.pack(program, ...), select("#", ...) + 1
+      opts = n > 1 and type(args[n]) == "table" and args[n] or nil
+      if opts then n = n - 1 end
+    end
     if type(program) ~= "string" or program == "" then
       bad(fn, "the program must be a non-empty string (got %s)", tostring(program))
     end
-    local argv, n = { program }, select("#", ...)
-    local opts = n > 0 and type(select(n, ...)) == "table" and select(n, ...) or nil
-    if opts then n = n - 1 end
-    for i = 1, n do
-      local a = select(i, ...)
+    local argv = { program }
+    for i = 2, n do
+      local a = args[i]
       if type(a) ~= "string" and type(a) ~= "number" then
-        bad(fn, "argument %d must be a string (got %s)", i, type(a))
+        bad(fn, "argument %d must be a string (got %s)", i - 1, type(a))
       end
-      argv[#argv + 1] = tostring(a)
+      argv[i] = tostring(a)
     end
     return argv, check_opts(fn, opts)
   end
@@ -99,8 +115,11 @@ do
     call(st, "connection_lost", nil)
   end
 
+  -- The child exited: its stdin pipe is closed (what is buffered is still flushed), as its read
+  -- pipes close at EOF, so no fd outlives a process that was waited for.
   local function on_exit(tr)
     local st = tr:_state()
+    if st.pipes[0] then st.pipes[0]:close() end
     call(st, "process_exited")
     local rc = tr:get_returncode()
     local waiters = st.waiters
@@ -129,7 +148,7 @@ do
   -- stream_limit instead, they are stream-mode transports for StreamReader/StreamWriter.
   local function start(loop, argv, opts, protocol, stream_limit)
     local tr, s0, s1, s2 = core._spawn(loop, argv, opts.stdin, opts.stdout, opts.stderr, opts.cwd,
-      opts.env, opts.pass_fds)
+      opts.env, opts.pass_fds, opts.start_new_session, opts.process_group)
     local st = tr:_state()
     st.protocol, st.pipes, st.open, st.waiters, st.loop = protocol, {}, 0, {}, loop
     tr:_set_on_exit(on_exit)
@@ -259,6 +278,11 @@ do
   end
 
   local function new_process(loop, argv, opts)
+    local pg = opts.process_group
+    if pg ~= nil and (math.type(pg) ~= "integer" or pg < 0) then
+      bad(fn, "process_group must be a process group id >= 0 (0: a new group), got %s",
+        tostring(pg))
+    end
     local limit = opts.limit or DEFAULT_LIMIT
     local tr, st = start(loop, argv, opts, nil, limit)
     local p = setmetatable({ pid = tr:get_pid(), _transport = tr }, Process)

@@ -80,18 +80,34 @@ function connections.call_factory(factory)
 end
 local call_factory = connections.call_factory
 
--- create_connection(factory, host, port, {sock=, family=, local_addr=}) -> transport, protocol
--- TLS is not built yet: refuse ssl= loudly rather than talk plain text to a TLS peer.
-local function no_tls(opts, what)
-  if opts.ssl ~= nil or opts.server_hostname ~= nil then
-    error(("aloop.%s: ssl= / server_hostname= are not supported (aloop has no TLS layer yet)")
-      :format(what), 3)
+local tls = require "aloop.net.tls"
+
+-- The client context for opts.ssl (checked before connecting), or nil.
+local function client_context(opts, what)
+  if opts.ssl then return tls.context(opts.ssl, false, what) end
+  if opts.server_hostname ~= nil then
+    error(("aloop.%s: server_hostname is only meaningful with ssl"):format(what), 3)
   end
 end
 
+-- A connected socket becomes a transport: with a context, after the TLS handshake.
+local function connect_transport(loop, sock, factory, ctx, opts, host, what)
+  local protocol = call_factory(factory)
+  if ctx then return tls.connect(loop, sock, protocol, ctx, opts, host, what), protocol end
+  return core._transport(loop, sock, protocol), protocol
+end
+
+-- With opts.ssl a server's connections shake hands before the protocol sees them.
+local function server_factory(factory, opts, what)
+  if opts.ssl then return tls.server_factory(factory, opts, what) end
+  return factory
+end
+
+-- create_connection(factory, host, port, {sock=, family=, local_addr=, ssl=, server_hostname=,
+-- ssl_handshake_timeout=, ssl_shutdown_timeout=}) -> transport, protocol
 function Loop:create_connection(factory, host, port, opts)
   opts = opts or {}
-  no_tls(opts, "create_connection")
+  local ctx = client_context(opts, "create_connection")
   local sock = opts.sock
   if not sock then
     need_task("create_connection") -- it will connect: it suspends
@@ -120,8 +136,7 @@ function Loop:create_connection(factory, host, port, opts)
       error(core.OSError("Multiple exceptions: " .. table.concat(msgs, ", ")), 0)
     end
   end
-  local protocol = call_factory(factory)
-  return core._transport(self, sock, protocol), protocol
+  return connect_transport(self, sock, factory, ctx, opts, host, "create_connection")
 end
 
 function Loop:connect_accepted_socket(factory, sock)
@@ -141,17 +156,45 @@ connections.open_servers = setmetatable({}, { __mode = "k" })
 function Server:get_loop() return self._loop end
 function Server:is_serving() return self._serving end
 
+-- The Server counts its connections (asyncio 3.12+): wait_closed() waits until it is closed
+-- and every connection has closed; close_clients()/abort_clients() end them.
+local function wake_all(list)
+  for _, f in ipairs(list) do
+    if not f:done() then f:set_result() end
+  end
+end
+
+-- Wakes the wait_closed() waiters once the server is closed and has no connection left.
+local function maybe_wake(self)
+  if not self._closed or next(self._clients) ~= nil then return end
+  local waiters = self._waiters
+  self._waiters = {}
+  wake_all(waiters)
+end
+
+-- A new connection (the listener's on_conn): counted until its fd is closed.
+local function track(self, tr)
+  local f = tr:_wait_closed()
+  if not f then return end
+  self._clients[tr] = true
+  f:add_done_callback(function()
+    self._clients[tr] = nil
+    maybe_wake(self)
+  end)
+end
+
 function Server:start_serving()
   if self._closed or self._serving then return end
   self._serving = true
   for i, s in ipairs(self.sockets) do
     if not self._listeners[i] then
-      self._listeners[i] = core._listener(self._loop, s, self._factory)
+      self._listeners[i] = core._listener(self._loop, s, self._factory, self._track)
     end
     self._listeners[i]:start()
   end
 end
 
+-- close(): stops listening; the connections stay (close_clients() ends them).
 function Server:close()
   if self._closed then return end
   self._closed, self._serving = true, false
@@ -159,18 +202,32 @@ function Server:close()
   for _, ls in ipairs(self._listeners) do ls:close() end
   for _, s in ipairs(self.sockets) do s:close() end
   if self._unlink then os.remove(self._unlink) end
-  local fut = self._closed_fut
-  if fut and not fut:done() then fut:set_result() end
+  local forever = self._forever_fut
+  if forever and not forever:done() then forever:set_result() end
+  maybe_wake(self)
 end
 
-local function closed_future(self)
-  self._closed_fut = self._closed_fut or self._loop:create_future()
-  return self._closed_fut
+function Server:close_clients()
+  for tr in pairs(self._clients) do tr:close() end
 end
 
+function Server:abort_clients()
+  for tr in pairs(self._clients) do tr:abort() end
+end
+
+-- wait_closed(): until the server is closed and its connections are. One future per waiting
+-- task, so cancelling one waiter leaves the others waiting; done ones leave the list.
 function Server:wait_closed()
-  if self._closed then return end
-  await(closed_future(self), "Server.wait_closed")
+  if self._closed and next(self._clients) == nil then return end
+  need_task("Server.wait_closed")
+  local kept = {}
+  for _, f in ipairs(self._waiters) do
+    if not f:done() then kept[#kept + 1] = f end
+  end
+  local f = self._loop:create_future()
+  kept[#kept + 1] = f
+  self._waiters = kept
+  await(f)
 end
 
 -- serve_forever(): serves until the server is closed; cancelling it closes the server.
@@ -180,7 +237,8 @@ function Server:serve_forever()
   if self._closed then error("aloop: server is closed", 2) end
   self:start_serving()
   self._forever = true
-  local ok, err = pcall(await, closed_future(self))
+  self._forever_fut = self._loop:create_future()
+  local ok, err = pcall(await, self._forever_fut)
   self._forever = false
   if not ok then
     self:close()
@@ -200,7 +258,8 @@ end
 
 local function new_server(loop, sockets, factory, opts)
   local server = setmetatable({ sockets = sockets, _loop = loop, _factory = factory,
-    _listeners = {}, _serving = false, _closed = false }, Server)
+    _listeners = {}, _serving = false, _closed = false, _waiters = {}, _clients = {} }, Server)
+  server._track = function(tr) track(server, tr) end
   connections.open_servers[server] = true
   for _, s in ipairs(sockets) do s:listen(opts.backlog or 100) end
   if opts.start_serving ~= false then server:start_serving() end
@@ -229,10 +288,11 @@ local function bind_all(loop, host, port, opts)
 end
 
 -- create_server(factory, host, port, {sock=, backlog=, reuse_address=, reuse_port=,
--- start_serving=, family=}) -> Server. host nil or "" listens on every interface.
+-- start_serving=, family=, ssl=, ssl_handshake_timeout=, ssl_shutdown_timeout=}) -> Server.
+-- host nil or "" listens on every interface.
 function Loop:create_server(factory, host, port, opts)
   opts = opts or {}
-  no_tls(opts, "create_server")
+  factory = server_factory(factory, opts, "create_server")
   local sockets = opts.sock and { opts.sock } or bind_all(self, host, port or 0, opts)
   return new_server(self, sockets, factory, opts)
 end
@@ -242,7 +302,7 @@ end
 
 function Loop:create_unix_connection(factory, path, opts)
   opts = opts or {}
-  no_tls(opts, "create_unix_connection")
+  local ctx = client_context(opts, "create_unix_connection")
   local sock = opts.sock
   if not sock then
     need_task("create_unix_connection") -- it will connect: it suspends
@@ -253,15 +313,14 @@ function Loop:create_unix_connection(factory, path, opts)
       error(err, 0)
     end
   end
-  local protocol = call_factory(factory)
-  return core._transport(self, sock, protocol), protocol
+  return connect_transport(self, sock, factory, ctx, opts, nil, "create_unix_connection")
 end
 
 -- create_unix_server(factory, path, {sock=, backlog=, start_serving=}): a stale socket file
 -- (nobody accepting) is replaced; the file is removed when the server closes.
 function Loop:create_unix_server(factory, path, opts)
   opts = opts or {}
-  no_tls(opts, "create_unix_server")
+  factory = server_factory(factory, opts, "create_unix_server")
   local sock = opts.sock
   if not sock then
     sock = socket.socket("unix")

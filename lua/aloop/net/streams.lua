@@ -3,6 +3,7 @@
 -- when it has not enough, wait on the future the stream completes when more comes.
 -- aio.open_connection, aio.start_server (a task per client).
 local core = require "aloop.core"
+local tls = require "aloop.net.tls"
 
 -- This file's part of the public table (init.lua picks its public names), indented as a block.
 local aio = {}
@@ -65,6 +66,26 @@ do
     return fill("StreamReader.readexactly", self._buffer, buf_readexactly, n)
   end
   function StreamReader:at_eof() return buf_at_eof(self._buffer) end
+
+  -- Feeding a reader by hand (protocols and tests build on it, as on asyncio's):
+  -- aio.StreamReader([limit]) is a reader no stream feeds.
+  local buf_feed_data, buf_feed_eof, buf_set_exception
+  do
+    local m = core._reader_methods
+    buf_feed_data, buf_feed_eof, buf_set_exception = m.feed_data, m.feed_eof, m.set_exception
+  end
+  function StreamReader:feed_data(data) buf_feed_data(self._buffer, data) end
+  function StreamReader:feed_eof() buf_feed_eof(self._buffer) end
+  function StreamReader:set_exception(err) buf_set_exception(self._buffer, err) end
+
+  setmetatable(StreamReader, { __call = function(_, limit)
+    if limit ~= nil and (math.type(limit) ~= "integer" or limit <= 0) then
+      error("aloop.StreamReader: limit must be a positive integer, got " .. tostring(limit), 2)
+    end
+    limit = limit or DEFAULT_LIMIT
+    local loop = running_loop() or core.get_event_loop()
+    return setmetatable({ _buffer = core._reader_new(loop, limit), _limit = limit }, StreamReader)
+  end })
   function StreamReader:exception() return buf_exception(self._buffer) end
 
   -- for line in reader:lines() do ... end
@@ -90,6 +111,12 @@ do
   function StreamWriter:drain()
     local f = self.transport:_drain()
     if f then await(f, "StreamWriter.drain") end
+  end
+
+  -- writer:start_tls(ctx, {server_side=, server_hostname=, ssl_handshake_timeout=}): upgrades
+  -- this stream pair to TLS in place (the reader goes on reading cleartext).
+  function StreamWriter:start_tls(ctx, opts)
+    tls.writer_start_tls(self, ctx, opts)
   end
 
   function StreamWriter:wait_closed()
@@ -129,6 +156,9 @@ do
 
   -- open_connection(host, port, {limit=, ...}) -> reader, writer
   function aio.open_connection(host, port, opts)
+    if (host == nil or port == nil) and not (opts and opts.sock) then
+      error("aloop.open_connection: host and port are required without opts.sock", 2)
+    end
     return open_with("open_connection", "create_connection", opts, host, port, opts)
   end
 
@@ -138,18 +168,18 @@ do
   end
 
   -- A protocol factory running cb(reader, writer) as a task per connection; an error in a
-  -- client task is reported and aborts only that connection.
+  -- client task is reported and aborts only that connection. A handler that returns without
+  -- closing leaves the connection to the peer: it closes when the peer's EOF comes (at once
+  -- when it came already), so a departed client never holds an fd.
   local function client_factory(loop, cb, limit)
     local function on_made(tr)
       local task = loop:create_task(cb, streams(tr, limit))
       task:add_done_callback(function(t)
-        if t:cancelled() then return end
-        local err = t:exception()
-        if err ~= nil then
-          loop:call_exception_handler { message = "Unhandled exception in client_connected_cb",
-            exception = err, transport = tr, task = t }
-          tr:abort()
-        end
+        local err = not t:cancelled() and t:exception() or nil
+        if err == nil then return tr:_close_at_eof() end
+        loop:call_exception_handler { message = "Unhandled exception in client_connected_cb",
+          exception = err, transport = tr, task = t }
+        tr:abort()
       end)
     end
     return function() return stream_protocol(limit, on_made) end
