@@ -175,14 +175,6 @@ describe("aio.wait_for", function()
   it("accepts a plain function, called with no arguments", async(function()
     assert.equal(0, aio.wait_for(function(...) return select("#", ...) end, 10))
   end))
-
-  it("wait_for(fn, timeout, ...) calls fn(...) (API.md §3), also under a timeout", async(function()
-    assert.same({ 3, "a", nil, "c" }, { aio.wait_for(function(...) return select("#", ...), ... end,
-      10, "a", nil, "c") })
-    local ok, err = pcall(aio.wait_for, aio.sleep, 0.01, 10)
-    assert.is_false(ok)
-    assert.is_true(aio.iserror(err, aio.TimeoutError))
-  end))
 end)
 
 describe("aio.gather", function()
