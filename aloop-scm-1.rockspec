@@ -16,6 +16,7 @@ everything asyncio offers, for Lua coroutines, with its core in C.]],
 dependencies = { "lua >= 5.4, < 5.5" }
 external_dependencies = {
   EV = { header = "ev.h", library = "ev" },
+  HIREDIS = { header = "hiredis/read.h", library = "hiredis" }, -- the RESP reader of aloop.redis
 }
 build = {
   type = "cmake",

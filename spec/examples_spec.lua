@@ -879,6 +879,44 @@ with urllib.request.urlopen("http://127.0.0.1:%s/" % sys.argv[1], timeout=10) as
     assert_ok(run("debug_unclosed_transport")) -- outside debug mode: no warning
   end)
 
+  -- Redis examples: one redis-server (spec/redis_helper.lua) for all; the URL is their argument.
+  describe("redis", function()
+    local srv
+    setup(function() srv = require("spec.redis_helper").server() end)
+    teardown(function() srv:stop() end)
+
+    it("redis_subscriber: prints Received: for each message on my-channel", function()
+      local r = run("redis_subscriber", srv.url)
+      assert_ok(r)
+      assert.are.same({ "Received: 'hello' on channel my-channel", "Received: 'world' on channel my-channel",
+        "Received: 'bye' on channel my-channel" }, r.lines)
+    end)
+
+    it("redis_queue_thread: durations popped from Redis run on the other thread's loop", function()
+      local r = run("redis_queue_thread", srv.url)
+      assert_ok(r)
+      assert.are.same({ "Waiting 0.3", "Waiting 0.1", "Waiting 0.2", "Finished more work 0.1",
+        "Finished more work 0.2", "Finished more work 0.3", "3 tasks done" }, r.lines)
+    end)
+
+    it("redis_job_queue: BLPOP workers handle every job once", function()
+      local r = run("redis_job_queue", srv.url)
+      assert_ok(r)
+      local want = {}
+      for n = 1, 9 do want[n] = ("%d squared is %d"):format(n, n * n) end
+      want[10] = "3 workers handled 9 jobs"
+      assert.are.same(want, r.lines)
+    end)
+
+    it("redis_rate_limiter: the fourth request of a window is limited", function()
+      local r = run("redis_rate_limiter", srv.url)
+      assert_ok(r)
+      assert.are.same({ "alice request 1: allowed", "alice request 2: allowed", "bob   request 1: allowed",
+        "alice request 3: allowed", "alice request 4: limited (429)", "alice request 5: limited (429)",
+        "bob   request 2: allowed" }, r.lines)
+    end)
+  end)
+
   it("every example has a test above", function()
     local tested = {}                             -- the names passed to run() in this file
     for name in read_file(ROOT .. "/spec/examples_spec.lua"):gmatch('run%("([%w_]+)"') do

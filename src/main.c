@@ -2,7 +2,8 @@
 ** The `aloop` interpreter: lua5.4's command line (script args, -e, -l, -i, -v, -) with the
 ** aloop module preloaded, plus --debug and --backend NAME. With no script (or -i) it starts
 ** the REPL of aloop.repl, whose lines run as tasks on a running loop. An uncaught error prints
-** the message and a traceback and exits 1.
+** the message and a traceback and exits 1. --workers N runs the script in N worker processes
+** under a supervisor (supervisor.c).
 */
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,9 @@ static const char *progname = "aloop";
 #ifdef ALOOP_HAVE_LIBEDIT
 int luaopen_aloop_lineedit(lua_State *L); /* lineedit.c */
 #endif
+int al_supervise(const char *progname, char **worker_argv, int nworkers, double grace);
+
+#define DEFAULT_GRACE 30.0 /* seconds a worker may take to finish its work after SIGTERM */
 
 static void usage(const char *badopt) {
   if (badopt) fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badopt);
@@ -33,6 +37,9 @@ static void usage(const char *badopt) {
           "  -v, --version  show version information (aloop, Lua, libev)\n"
           "  --debug        enable aloop debug mode (as ALOOP_DEBUG=1)\n"
           "  --backend NAME use libev backend NAME (epoll, poll, select, io_uring, ...)\n"
+          "  --workers N    run the script in N worker processes sharing their listening\n"
+          "                 sockets, under a supervisor (N = 0: one per CPU)\n"
+          "  --grace S      seconds a worker may take to stop after SIGTERM (default 30)\n"
           "  --             stop handling options\n"
           "  -              stop handling options and execute stdin\n",
           progname);
@@ -235,7 +242,56 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/*
+** --workers N [--grace S] among the options before the script: the supervisor runs instead of
+** Lua, with the same command line minus those options for its workers. Returns -1 without
+** --workers, else the exit status.
+*/
+static int supervise(int argc, char **argv) {
+  int nworkers = -1, bad = 0;
+  double grace = DEFAULT_GRACE;
+  char **wargv = calloc((size_t)argc + 1, sizeof *wargv);
+  if (!wargv) return -1;
+  int n = 0, i = 0;
+  for (; i < argc && argv[i]; i++) {
+    const char *a = argv[i];
+    if (i > 0 && (a[0] != '-' || strcmp(a, "-") == 0 || strcmp(a, "--") == 0)) break;
+    int workers = strcmp(a, "--workers") == 0, grace_opt = strcmp(a, "--grace") == 0;
+    if (!workers && !grace_opt) {
+      wargv[n++] = argv[i];
+      if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0 || strcmp(a, "--backend") == 0) {
+        if (i + 1 < argc) wargv[n++] = argv[++i];
+      }
+      continue;
+    }
+    char *end = NULL;
+    const char *v = i + 1 < argc ? argv[++i] : NULL;
+    double d = v ? strtod(v, &end) : -1;
+    if (!v || end == v || *end || d < 0 || (workers && (d != (int)d || d > 4096))) {
+      fprintf(stderr, "%s: '%s' needs a %s\n", progname, a,
+              workers ? "number of workers (0: one per CPU)" : "number of seconds");
+      bad = 1;
+    } else if (workers) {
+      nworkers = (int)d;
+    } else {
+      grace = d;
+    }
+  }
+  int script = i < argc && strcmp(argv[i], "--") == 0 ? i + 1 : i;
+  if (nworkers >= 0 && !bad && (script >= argc || strcmp(argv[script], "-") == 0)) {
+    fprintf(stderr, "%s: --workers needs a script file\n", progname);
+    bad = 1;
+  }
+  for (; i < argc; i++) wargv[n++] = argv[i];
+  int status = bad ? 1 : nworkers < 0 ? -1 : al_supervise(progname, wargv, nworkers, grace);
+  free(wargv);
+  return status;
+}
+
 int main(int argc, char **argv) {
+  if (argv[0] && argv[0][0]) progname = argv[0];
+  int supervised = supervise(argc, argv);
+  if (supervised >= 0) return supervised;
   lua_State *L = luaL_newstate();
   if (!L) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", argv[0]);

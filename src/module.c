@@ -9,7 +9,9 @@
 #include "http/http.h"
 #include "net/net.h"
 #include "net/stream_reader.h"
+#include "redis/redis.h"
 #include "threads/threads.h"
+#include "workers/workers.h"
 #include "tls/tls.h"
 
 typedef struct al_LuaSource {
@@ -50,7 +52,9 @@ static const al_OpenFn parts[] = {
     al_cfuture_open,   /* threads/cfuture.c: core.ConcurrentFuture */
     al_threadpool_open, /* threads/threadpool.c */
     al_remote_open,    /* threads/remote.c: core.RemoteLoop */
+    al_worker_open,    /* workers/worker.c: this process under `aloop --workers` */
     al_http_open,      /* http/: core._http (parser, head serialisers) */
+    al_redis_open,     /* redis/codec.c: core._redis (codec, batch) for aloop.redis */
     NULL,
 };
 

@@ -31,6 +31,7 @@ local parts = {
     "create_subprocess_shell" },
   ["aloop.threads.executor"] = { "executor", "wrap_future", "to_thread" },
   ["aloop.threads.thread"] = { "thread", "run_coroutine_threadsafe" },
+  ["aloop.workers.worker"] = { "worker" },
 }
 for name, names in pairs(parts) do
   local m = require(name)
@@ -41,7 +42,7 @@ for name, names in pairs(parts) do
 end
 
 -- aio.<key> -> the module required on first read (e.g. http = "aloop.http").
-local on_first_use = { http = "aloop.http", json = "aloop.json" }
+local on_first_use = { redis = "aloop.redis", http = "aloop.http", json = "aloop.json" }
 
 return setmetatable(aio, {
   __index = function(t, k)

@@ -156,9 +156,20 @@ static int loop_remove_signal_handler(lua_State *L) {
   return 1;
 }
 
+/* loop:_signal_handled(sig) -> true if some loop of the process has a handler for sig. */
+static int loop_signal_handled(lua_State *L) {
+  al_checkloop(L, 1);
+  int signo = al_checksignal(L, 2);
+  pthread_mutex_lock(&owners_mu);
+  lua_pushboolean(L, owners[signo] != NULL);
+  pthread_mutex_unlock(&owners_mu);
+  return 1;
+}
+
 static const luaL_Reg signal_methods[] = {
     {"add_signal_handler", loop_add_signal_handler},
     {"remove_signal_handler", loop_remove_signal_handler},
+    {"_signal_handled", loop_signal_handled},
     {NULL, NULL},
 };
 

@@ -3,6 +3,7 @@
 -- loop:sock_connect/sock_accept/sock_recv/sock_sendall. The I/O, the buffers and the protocol
 -- calls are in C; this file resolves addresses, connects, binds and keeps servers' state.
 local core = require "aloop.core"
+local worker = require "aloop.workers.worker"
 
 local connections = {}
 
@@ -262,6 +263,7 @@ local function new_server(loop, sockets, factory, opts)
   server._track = function(tr) track(server, tr) end
   connections.open_servers[server] = true
   for _, s in ipairs(sockets) do s:listen(opts.backlog or 100) end
+  worker.add_server(server)
   if opts.start_serving ~= false then server:start_serving() end
   return server
 end
@@ -271,12 +273,17 @@ local function bind_all(loop, host, port, opts)
   local ok, err = pcall(function()
     for _, h in ipairs(type(host) == "table" and host or { host or "" }) do
       for _, ai in ipairs(resolve(loop, h, port, opts.family, SOCK_STREAM, true)) do
-        local s = socket.socket(ai.family, SOCK_STREAM)
-        sockets[#sockets + 1] = s
-        if opts.reuse_address ~= false then s:setoption("reuse_address", true) end
-        if opts.reuse_port then s:setoption("reuse_port", true) end
-        if ai.family == socket.AF_INET6 then s:setoption("v6only", true) end
-        s:bind(ai.addr)
+        local shared = worker.shared_socket(ai, opts) -- under `aloop --workers`
+        if shared then
+          sockets[#sockets + 1] = shared
+        else
+          local s = socket.socket(ai.family, SOCK_STREAM)
+          sockets[#sockets + 1] = s
+          if opts.reuse_address ~= false then s:setoption("reuse_address", true) end
+          if opts.reuse_port then s:setoption("reuse_port", true) end
+          if ai.family == socket.AF_INET6 then s:setoption("v6only", true) end
+          s:bind(ai.addr)
+        end
       end
     end
   end)

@@ -1,0 +1,105 @@
+-- aloop.redis transactions and scripts against a real redis-server: MULTI/EXEC in one round
+-- trip, WATCH with and without a concurrent change (nil when aborted), queue-time and run-time
+-- errors, reading watched keys before tx:multi(), and r:script's EVALSHA with the NOSCRIPT
+-- fallback after SCRIPT FLUSH.
+local aio = require "aloop"
+local redis = require "aloop.redis"
+local R = require "spec.redis_helper"
+local it_fds = require("spec.net_helper").it_fds(it)
+
+describe("aloop.redis transactions", function()
+  local srv
+  setup(function() srv = R.server() end)
+  teardown(function() srv:stop() end)
+
+  it_fds("runs the queued commands atomically and returns their replies", function()
+    local r <close> = redis.connect(srv.url)
+    r:del("n", "missing")
+    local res = r:transaction(function(tx)
+      tx:incr("n")
+      tx:incrby("n", 10)
+      tx:get("missing")
+      tx:get("n")
+    end)
+    assert.equal(4, res.n)
+    assert.equal(1, res[1])
+    assert.equal(11, res[2])
+    assert.is_nil(res[3])
+    assert.equal("11", res[4])
+    assert.same({ n = 0 }, r:transaction(function() end))
+  end)
+
+  it_fds("commits with an unchanged WATCHed key and returns nil after a concurrent change", function()
+    local r <close> = redis.connect(srv.url)
+    r:set("balance", 100)
+    local function withdraw(amount, interfere)
+      return r:transaction(function(tx)
+        local v = tonumber(tx:get("balance")) -- runs now: before tx:multi()
+        if interfere then srv:cli("set balance 0") end
+        tx:multi()
+        tx:set("balance", v - amount)
+      end, { watch = { "balance" } })
+    end
+    assert.same({ "OK", n = 1 }, withdraw(30))
+    assert.equal("70", r:get("balance"))
+    assert.is_nil(withdraw(30, true))
+    assert.equal("0", r:get("balance")) -- the other client's write stands
+    assert.same({ "OK", n = 1 }, withdraw(0))
+  end)
+
+  it_fds("raises a queue-time error (EXECABORT) naming the bad command", function()
+    local r <close> = redis.connect(srv.url)
+    r:set("x", "1")
+    local ok, err = pcall(r.transaction, r, function(tx)
+      tx:set("x", "2")
+      tx:call("NOSUCHCOMMAND")
+    end)
+    assert.is_false(ok)
+    assert.equal("ERR", err.code)
+    assert.matches("unknown command", err.message)
+    assert.equal("1", r:get("x"))
+  end)
+
+  it_fds("raises a run-time error after EXEC (the other commands ran)", function()
+    local r <close> = redis.connect(srv.url)
+    r:set("str", "s")
+    local ok, err = pcall(r.transaction, r, function(tx)
+      tx:set("y", "done")
+      tx:lpush("str", "x")
+    end)
+    assert.is_false(ok)
+    assert.equal("WRONGTYPE", err.code)
+    assert.equal("done", r:get("y"))
+  end)
+
+  it_fds("releases its connection when the function raises (nothing sent)", function()
+    local r <close> = redis.connect(srv.url, { pool_size = 1 })
+    assert.has_error(function()
+      r:transaction(function(tx) tx:set("z", 1); error("boom") end)
+    end, "boom")
+    assert.is_nil(r:get("z"))
+    assert.has_error(function()
+      r:transaction(function(tx) tx:set("z", 1); error("boom") end, { watch = { "z" } })
+    end, "boom")
+    assert.equal("PONG", r:ping())
+    assert.has_error(function() r:transaction(function() end, { watch = "z" }) end,
+      "aloop.redis: transaction: watch must be a list of keys")
+  end)
+
+  it_fds("runs scripts by EVALSHA and reloads them after SCRIPT FLUSH", function()
+    local r <close> = redis.connect(srv.url)
+    local s = r:script("return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}")
+    r:del("sk")
+    assert.same({ "sk", "a", 1 }, s({ "sk" }, { "a" }))
+    local sha = s.sha
+    assert.equal(40, #sha)
+    assert.same({ "sk", "b", 2 }, s:call({ "sk" }, { "b" }))
+    r:call("SCRIPT", "FLUSH")
+    assert.same({ "sk", "c", 3 }, s({ "sk" }, { "c" }))
+    assert.equal(sha, s.sha)
+    local bad = r:script("return redis.call('NOSUCH')")
+    local ok, err = pcall(bad)
+    assert.is_false(ok)
+    assert.is_true(aio.iserror(err, redis.ReplyError))
+  end)
+end)
