@@ -51,62 +51,74 @@ void al_push_description(lua_State *L, int idx) {
   }
 }
 
-/* Formats ctx (a table) like asyncio's default handler and writes it to stderr. */
+/* Appends the string on top of the stack to the list at `parts` (popping it). */
+static void append_top(lua_State *L, int parts) {
+  lua_rawseti(L, parts, (lua_Integer)lua_rawlen(L, parts) + 1);
+}
+
+static void append(lua_State *L, int parts, const char *s) {
+  lua_pushstring(L, s);
+  append_top(L, parts);
+}
+
+/* Appends "<sep><string field>" of the table at t when that field is a string. */
+static int append_string_field(lua_State *L, int parts, int t, const char *key, const char *sep) {
+  int found = lua_getfield(L, t, key) == LUA_TSTRING;
+  if (found) {
+    append(L, parts, sep);
+    append_top(L, parts);
+  } else {
+    lua_pop(L, 1);
+  }
+  return found;
+}
+
+/*
+** Formats ctx (a table) like asyncio's default handler and writes it to stderr. The pieces go
+** to a list first: a luaL_Buffer must not share the stack with the fields read in between.
+*/
 static void default_handler(lua_State *L, int ctx) {
   ctx = lua_absindex(L, ctx);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
+  lua_newtable(L);
+  int parts = lua_gettop(L);
   if (lua_getfield(L, ctx, "message") != LUA_TNIL) {
     al_push_description(L, -1);
-    luaL_addvalue(&b);
+    append_top(L, parts);
   } else {
-    luaL_addstring(&b, "Unhandled error in event loop");
+    append(L, parts, "Unhandled error in event loop");
   }
   lua_pop(L, 1);
   static const char *const keys[] = {"task", "future", "handle", "transport", "protocol", NULL};
   for (int i = 0; keys[i]; i++) {
     if (lua_getfield(L, ctx, keys[i]) != LUA_TNIL) {
-      luaL_addstring(&b, "\n");
-      luaL_addstring(&b, keys[i]);
-      luaL_addstring(&b, ": ");
+      append(L, parts, "\n");
+      append(L, parts, keys[i]);
+      append(L, parts, ": ");
       al_push_description(L, -1);
-      luaL_addvalue(&b);
+      append_top(L, parts);
     }
     lua_pop(L, 1);
   }
   int tb_done = 0;
   if (lua_getfield(L, ctx, "exception") != LUA_TNIL) {
-    luaL_addstring(&b, "\nexception: ");
+    append(L, parts, "\nexception: ");
     al_push_description(L, -1);
-    luaL_addvalue(&b);
-    if (lua_istable(L, -1) && lua_getfield(L, -1, "traceback") == LUA_TSTRING) {
-      luaL_addstring(&b, "\n");
-      luaL_addvalue(&b);
-      tb_done = 1;
-    } else if (lua_istable(L, -1)) {
-      lua_pop(L, 1);
-    }
+    append_top(L, parts);
+    if (lua_istable(L, -1)) tb_done = append_string_field(L, parts, lua_gettop(L), "traceback", "\n");
   }
   lua_pop(L, 1);
-  if (!tb_done && lua_getfield(L, ctx, "traceback") == LUA_TSTRING) {
-    luaL_addstring(&b, "\n");
+  if (!tb_done) append_string_field(L, parts, ctx, "traceback", "\n");
+  append_string_field(L, parts, ctx, "stack", "\n");
+  append_string_field(L, parts, ctx, "source_traceback", "\nObject created at:\n");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, parts);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, parts, i);
     luaL_addvalue(&b);
-  } else if (!tb_done) {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, ctx, "stack") == LUA_TSTRING) {
-    luaL_addstring(&b, "\n");
-    luaL_addvalue(&b);
-  } else {
-    lua_pop(L, 1);
-  }
-  if (lua_getfield(L, ctx, "source_traceback") == LUA_TSTRING) {
-    luaL_addstring(&b, "\nObject created at:\n");
-    luaL_addvalue(&b);
-  } else {
-    lua_pop(L, 1);
   }
   luaL_pushresult(&b);
+  lua_remove(L, parts);
   al_log_pushed(L, AL_LOG_ERROR);
 }
 

@@ -147,6 +147,7 @@ struct al_Loop {
   uint32_t magic; /* AL_LOOP_MAGIC: a cheap type check for the hot paths */
   struct ev_loop *ev;
   unsigned char own_ev, running, stopping, closed, debug, interrupted;
+  unsigned char closing; /* loop:close() is under way (a handler calling it again: no-op) */
   lua_State *L;     /* the state running this loop (valid while running) */
   lua_State *cur_L; /* the Lua thread executing right now (for the SIGINT hook) */
   al_State *st;

@@ -91,7 +91,12 @@ static void ready_grow(lua_State *L, al_Loop *loop) {
   loop->ready_cap = ncap;
 }
 
+/* Queues the value on top (popping it); on a closed loop it is dropped: nothing runs there. */
 void al_ready_push(lua_State *L, al_Loop *loop) {
+  if (loop->closed) {
+    lua_pop(L, 1);
+    return;
+  }
   if (loop->ready_tail - loop->ready_head == loop->ready_cap) ready_grow(L, loop);
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->ready_ref);
   lua_insert(L, -2);
@@ -132,6 +137,7 @@ static inline void run_entry(lua_State *L, al_Loop *loop, unsigned char *kind) {
   } else {
     al_Handle *h = (al_Handle *)kind;
     if (!h->cancelled) {
+      luaL_checkstack(L, h->nargs + 1, "too many arguments for a callback");
       for (int i = 0; i <= h->nargs; i++) lua_getiuservalue(L, 2, i + 1);
       lua_call(L, h->nargs, 0);
     }
@@ -409,6 +415,9 @@ static void loop_release(lua_State *L, al_Loop *loop) {
     if (loop->own_ev) ev_loop_destroy(loop->ev);
     loop->ev = NULL;
   }
+  /* A TimerHandle outliving the loop must not reach it through its raw pointer any more. */
+  for (long i = 0; i < loop->heap_n; i++)
+    if (loop->heap[i].h) loop->heap[i].h->in_heap = 0;
   free(loop->heap);
   loop->heap = NULL;
   loop->heap_n = loop->heap_cap = 0;
@@ -430,7 +439,8 @@ static void loop_release(lua_State *L, al_Loop *loop) {
 static int loop_close(lua_State *L) {
   al_Loop *loop = al_checkloop(L, 1);
   if (loop->running) return luaL_error(L, "aloop: Cannot close a running event loop");
-  if (loop->closed) return 0;
+  if (loop->closed || loop->closing) return 0;
+  loop->closing = 1;
   /* Report tasks that never finished; they are abandoned with the loop. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->tasks.ref);
   int tasks = lua_gettop(L);
@@ -539,8 +549,12 @@ static int loop_newindex(lua_State *L) {
 /* new_event_loop([opts]): opts.backend picks the libev backend; env ALOOP_BACKEND the default. */
 static int l_new_event_loop(lua_State *L) {
   const char *bname = NULL;
-  if (lua_istable(L, 1) && lua_getfield(L, 1, "backend") != LUA_TNIL)
-    bname = luaL_checkstring(L, -1);
+  if (lua_istable(L, 1) && lua_getfield(L, 1, "backend") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "aloop.new_event_loop: backend must be a string, got %s",
+                        luaL_typename(L, -1));
+    bname = lua_tostring(L, -1);
+  }
   if (!bname) bname = getenv("ALOOP_BACKEND");
   unsigned int flags = EVFLAG_AUTO;
   if (bname && *bname) {

@@ -168,22 +168,26 @@ static int loop_create_task(lua_State *L) {
         return luaL_error(L, "aloop: cannot reuse already awaited coroutine %s",
                           luaL_tolstring(L, 2, NULL));
       lua_pop(L, 1);
-      lua_pushliteral(L, "awaited");
-      lua_pushboolean(L, 1);
-      lua_rawset(L, 2);
       int nameidx = 0;
       if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "name");
         nameidx = lua_gettop(L);
       }
-      lua_getfield(L, 2, "n");
-      int n = (int)lua_tointeger(L, -1);
+      /* n is a Lua-visible field: checked, never trusted as a count */
+      lua_pushliteral(L, "n");
+      int isint = 0;
+      lua_Integer n = lua_rawget(L, 2) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : -1;
+      if (!isint || n < 0 || n > LUAI_MAXSTACK)
+        return luaL_error(L, "aloop: malformed coroutine object (bad argument count)");
       lua_pop(L, 1);
-      luaL_checkstack(L, n + 2, "too many arguments");
+      lua_pushliteral(L, "awaited"); /* checked first: a malformed object stays unused */
+      lua_pushboolean(L, 1);
+      lua_rawset(L, 2);
+      luaL_checkstack(L, (int)n + 2, "too many arguments");
       lua_getfield(L, 2, "fn");
       int fnidx = lua_gettop(L);
       for (int i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
-      task_new(L, loop, 1, nameidx, 2, fnidx, n);
+      task_new(L, loop, 1, nameidx, 2, fnidx, (int)n);
       return 1;
     }
   }

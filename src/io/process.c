@@ -194,6 +194,13 @@ static void proc_shutdown(lua_State *L, void *obj) {
 /* ---------------------------------------------------------------------------------------- */
 /* Spawning. */
 
+/* A string exec would silently cut short at its first zero byte. */
+static int has_nul(lua_State *L, int idx) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  return memchr(s, 0, n) != NULL;
+}
+
 /* The argv or env strings of a Lua table as a NULL-terminated array kept alive on the stack. */
 static char **string_array(lua_State *L, int tidx, int is_env) {
   int n = 0;
@@ -213,6 +220,8 @@ static char **string_array(lua_State *L, int tidx, int is_env) {
         luaL_error(L, "aloop: env must map names to strings");
       const char *k = lua_tostring(L, -2);
       if (!*k || strchr(k, '=')) luaL_error(L, "aloop: invalid environment variable name '%s'", k);
+      if (has_nul(L, -2) || has_nul(L, -1))
+        luaL_error(L, "aloop: environment variable '%s' contains an embedded zero byte", k);
       lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
       a[i] = (char *)lua_tostring(L, -1);
       lua_rawseti(L, -4, ++i);
@@ -223,6 +232,8 @@ static char **string_array(lua_State *L, int tidx, int is_env) {
       lua_rawgeti(L, tidx, i + 1);
       if (!lua_isstring(L, -1)) luaL_error(L, "aloop: argument %d of the program is not a string", i + 1);
       lua_tostring(L, -1); /* numbers become strings in place */
+      if (has_nul(L, -1))
+        luaL_error(L, "aloop: argument %d of the program contains an embedded zero byte", i + 1);
       a[i] = (char *)lua_tostring(L, -1);
       lua_rawseti(L, -2, i + 1);
     }

@@ -7,6 +7,7 @@
 ** (core/resource.c), which stop it at loop:close(). The callback runs as a ready handle.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -150,6 +151,8 @@ static int add_watcher(lua_State *L, int dir) {
   if (loop->closed) return luaL_error(L, "aloop: Event loop is closed");
   int fd = al_checkfd(L, 2);
   luaL_checkany(L, 3);
+  if (fcntl(fd, F_GETFD) < 0) /* libev would abort on it at the next iteration */
+    return al_oserror_raise(L, errno, "add_reader/add_writer");
   int nargs = lua_gettop(L) - 3;
   stop_watcher(L, loop, 1, fd, dir);
   al_handle_new(L, loop, 3, nargs, 0);

@@ -18,6 +18,7 @@
 typedef struct al_Socket {
   int fd; /* -1 once closed */
   int family, type;
+  unsigned char owned; /* a transport owns the fd: only the transport closes it */
 } al_Socket;
 
 /* io.c */

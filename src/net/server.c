@@ -96,6 +96,7 @@ static int accept_ready(lua_State *L) {
       al_oserror_push(L, err, "accept");
       report(L, ls->loop, "socket.accept() out of system resource", -1, lidx);
       lua_settop(L, base);
+      if (!ls->serving) break; /* the handler closed the server: nothing left to retry */
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         al_watch_stop(ls->loop, &ls->io);
         ev_timer_set(&ls->retry, ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY); /* a full delay */

@@ -78,6 +78,14 @@ int al_socket_push_name(lua_State *L, int fd, int peer) {
 ** The address at idx as a sockaddr for `family`: a path string (AF_UNIX) or {host, port} with a
 ** literal host ("localhost" is 127.0.0.1 or ::1). Raises OSError for a bad address.
 */
+/* An optional port number at idx (default 0), range-checked: ports do not wrap. */
+static int optport(lua_State *L, int idx) {
+  lua_Integer port = luaL_optinteger(L, idx, 0);
+  if (port < 0 || port > 65535)
+    return luaL_error(L, "aloop: port out of range (0-65535): %I", (LUAI_UACINT)port);
+  return (int)port;
+}
+
 socklen_t al_check_sockaddr(lua_State *L, int idx, int family, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof *ss);
   if (family == AF_UNIX) {
@@ -93,8 +101,7 @@ socklen_t al_check_sockaddr(lua_State *L, int idx, int family, struct sockaddr_s
   lua_rawgeti(L, idx, 1);
   lua_rawgeti(L, idx, 2);
   const char *host = lua_isnil(L, -2) ? "" : luaL_checkstring(L, -2);
-  lua_Integer port = luaL_optinteger(L, -1, 0);
-  if (port < 0 || port > 65535) luaL_error(L, "aloop: port out of range: %d", (int)port);
+  int port = optport(L, -1);
   if (strcmp(host, "localhost") == 0) host = family == AF_INET6 ? "::1" : "127.0.0.1";
   socklen_t len;
   int ok;
@@ -139,7 +146,7 @@ static int family_of(lua_State *L, int idx, int def) {
 int al_gai_prepare(lua_State *L, int first, struct addrinfo *hints, const char **host,
                    char port[16]) {
   *host = luaL_optstring(L, first, NULL);
-  snprintf(port, 16, "%d", (int)luaL_optinteger(L, first + 1, 0));
+  snprintf(port, 16, "%d", optport(L, first + 1));
   int family = family_of(L, first + 2, AF_UNSPEC);
   memset(hints, 0, sizeof *hints);
   hints->ai_family = family;
@@ -233,6 +240,7 @@ al_Socket *al_socket_new(lua_State *L, int fd, int family, int type) {
   s->fd = fd;
   s->family = family;
   s->type = type;
+  s->owned = 0;
   luaL_setmetatable(L, AL_SOCKET_MT);
   return s;
 }
@@ -243,8 +251,13 @@ void al_socket_close(al_Socket *s) {
   s->fd = -1;
 }
 
+/* sock:close(). A transport's socket is refused: its fd number would go to the next socket
+   while the transport still reads and writes it (asyncio hands out a guarded socket too). */
 static int sock_close(lua_State *L) {
-  al_socket_close(al_socket_check(L, 1));
+  al_Socket *s = al_socket_check(L, 1);
+  if (s->owned && s->fd >= 0)
+    return luaL_error(L, "aloop: this socket belongs to a transport: close the transport instead");
+  al_socket_close(s);
   return 0;
 }
 

@@ -297,6 +297,7 @@ static int tr_writelines(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!check_writable(L, t)) return 0;
   lua_Integer n = luaL_len(L, 2);
+  luaL_checkstack(L, MAX_IOV, "writelines");
   struct iovec iov[MAX_IOV];
   for (lua_Integer i = 1; i <= n;) {
     int k = 0;

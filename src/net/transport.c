@@ -433,12 +433,14 @@ void al_transport_create(lua_State *L, al_Loop *loop, int loopidx, int sockidx, 
   protoidx = lua_absindex(L, protoidx);
   al_Socket *s = al_socket_check(L, sockidx);
   if (s->fd < 0) al_oserror_raise(L, EBADF, "socket is closed");
+  if (s->owned) al_error_raise(L, "Error", "this socket already belongs to a transport");
   al_Transport *t = lua_newuserdatauv(L, sizeof *t, AL_TUV_N);
   memset(t, 0, sizeof *t);
   t->ref = LUA_NOREF;
   t->hdr.shutdown = tr_shutdown;
   t->loop = loop;
   t->fd = s->fd;
+  s->owned = 1;
   t->kind = (unsigned char)(kind == AL_TR_DGRAM_CONNECTED ? AL_TR_DGRAM : kind);
   t->dgram_connected = kind == AL_TR_DGRAM_CONNECTED;
   t->family = s->family;

@@ -7,6 +7,8 @@
 */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -271,13 +273,28 @@ static int cf_exception(lua_State *L) {
   return 1;
 }
 
-/* A loop future that follows a cf: completed on the loop's thread by a thread-safe call. */
+/*
+** A loop future that follows a cf: completed on the loop's thread by a thread-safe call. The
+** Wrap is malloc'd (the thread finishing cf reaches it) and registered as one of the loop's own
+** resources through a small box, so a loop closed or collected while cf is pending detaches it:
+** the future's registry ref is released on the loop's thread, and the finishing thread, seeing
+** the Wrap detached, frees it without touching the loop (whose memory may be gone by then).
+*/
+enum { W_PENDING, W_POSTING, W_POSTED, W_DETACHED };
+
 typedef struct Wrap {
   al_Loop *loop;
   int signal; /* only say "done": complete with no values, never with an error */
   int ref; /* the loop future, in the loop's registry */
   al_CFut *cf;
+  atomic_int state;
+  struct WrapBox *box; /* its resource entry while the loop has it */
 } Wrap;
+
+typedef struct WrapBox {
+  al_Resource hdr;
+  Wrap *w;
+} WrapBox;
 
 static int wrap_complete_p(lua_State *L) {
   Wrap *w = lua_touserdata(L, 1);
@@ -304,27 +321,57 @@ static int wrap_complete_p(lua_State *L) {
   return 0;
 }
 
+/* The loop no longer holds the future: its ref and resource entry go (on the loop's thread). */
+static void wrap_release(lua_State *L, Wrap *w) {
+  luaL_unref(L, LUA_REGISTRYINDEX, w->ref);
+  w->ref = LUA_NOREF;
+  al_resource_remove_internal(L, w->loop, w->box);
+  w->box = NULL;
+}
+
 static void wrap_fire(lua_State *L, void *ud) {
   Wrap *w = ud;
+  while (atomic_load(&w->state) == W_POSTING) sched_yield(); /* wrap_notify's last store */
   lua_pushcfunction(L, wrap_complete_p);
   lua_pushlightuserdata(L, w);
   int st = lua_pcall(L, 1, 0, 0);
-  luaL_unref(L, LUA_REGISTRYINDEX, w->ref);
+  wrap_release(L, w);
   al_cf_unref(w->cf);
   free(w);
   if (st != LUA_OK) lua_error(L); /* reported by the thread-safe queue */
 }
 
-/* The loop closed first: the future's registry ref goes with its state. */
+/* The posted call was dropped by the loop's release: wrap_shutdown already let go of the loop. */
 static void wrap_drop(void *ud) {
   Wrap *w = ud;
   al_cf_unref(w->cf);
   free(w);
 }
 
+/* cf is done (any thread): post the completion, unless the loop detached the Wrap first. */
 static void wrap_notify(al_CFut *cf, void *ud) {
   (void)cf;
-  if (al_call_threadsafe(((Wrap *)ud)->loop, wrap_fire, wrap_drop, ud) != 0) wrap_drop(ud);
+  Wrap *w = ud;
+  int expect = W_PENDING;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, W_POSTING)) {
+    wrap_drop(w); /* W_DETACHED: the loop is gone */
+    return;
+  }
+  /* Not closed yet: the loop's close waits for W_POSTING to end before releasing itself. */
+  int failed = al_call_threadsafe(w->loop, wrap_fire, wrap_drop, w) != 0;
+  atomic_store(&w->state, W_POSTED);
+  if (failed) wrap_drop(w);
+}
+
+/* The loop closes (or is collected) with cf pending: detach the Wrap (loop/resource.c). */
+static void wrap_shutdown(lua_State *L, void *obj) {
+  Wrap *w = ((WrapBox *)obj)->w;
+  int expect = W_PENDING;
+  if (!atomic_compare_exchange_strong(&w->state, &expect, W_DETACHED)) {
+    /* Being posted or posted: the loop's release drops the call (wrap_drop frees w). */
+    while (atomic_load(&w->state) == W_POSTING) sched_yield();
+  }
+  wrap_release(L, w); /* W_DETACHED: wrap_notify frees w when cf finishes */
 }
 
 /*
@@ -345,6 +392,12 @@ static int cf_wrap(lua_State *L) {
   w->loop = loop;
   w->signal = signal;
   w->cf = cf;
+  atomic_init(&w->state, W_PENDING);
+  w->box = lua_newuserdatauv(L, sizeof *w->box, 0);
+  w->box->hdr.shutdown = wrap_shutdown;
+  w->box->w = w;
+  al_resource_add_internal(L, loop, -1);
+  lua_pop(L, 1);
   al_cf_ref(cf);
   cf_on_done(cf, wrap_notify, w);
   return 1;

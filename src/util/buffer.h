@@ -20,7 +20,8 @@ int al_buf_reserve(al_Buf *b, size_t n); /* room for n more bytes at the tail; 0
 int al_buf_append(al_Buf *b, const void *p, size_t n); /* 0: out of memory */
 void al_buf_consume(al_Buf *b, size_t n); /* drops n bytes from the front */
 
-static inline char *al_buf_data(const al_Buf *b) { return b->p + b->off; }
-static inline char *al_buf_tail(const al_Buf *b) { return b->p + b->off + b->len; }
+/* A buffer never grown has p == NULL: no offset is added to it then (undefined behaviour). */
+static inline char *al_buf_data(const al_Buf *b) { return b->p ? b->p + b->off : b->p; }
+static inline char *al_buf_tail(const al_Buf *b) { return b->p ? b->p + b->off + b->len : b->p; }
 
 #endif

@@ -40,10 +40,16 @@ local function to_list(aws, what)
 end
 
 -- The future for an awaitable on loop: a future stays itself, a coroutine object or a plain
--- function (called with no arguments) becomes a task. With `made` (awaitable -> future), the
+-- function (called with no arguments) becomes a task. A future of another loop would never wake
+-- this one: refused at once (`what` names the caller). With `made` (awaitable -> future), the
 -- same awaitable given twice gets the same future (a coroutine object runs once).
-local function future_of(aw, loop, made)
-  if isfuture(aw) then return aw end
+local function future_of(aw, loop, what, made)
+  if isfuture(aw) then
+    if aw:get_loop() ~= loop then
+      error(("aloop.%s: the future belongs to a different loop"):format(what), 3)
+    end
+    return aw
+  end
   local f = made and made[aw]
   if f then return f end
   f = loop:create_task(aw)
@@ -90,7 +96,7 @@ function tasks.wait(aws, opts)
   end
   local loop = core.get_running_loop()
   local fs = {}
-  for i, aw in ipairs(unique(list)) do fs[i] = future_of(aw, loop) end
+  for i, aw in ipairs(unique(list)) do fs[i] = future_of(aw, loop, "wait") end
 
   local function satisfied()
     local ndone = 0
@@ -163,7 +169,7 @@ function tasks.wait_for(aw, timeout, ...)
   local loop = core.get_running_loop()
   local fut
   if select("#", ...) == 0 then
-    fut = future_of(aw, loop)
+    fut = future_of(aw, loop, "wait_for")
   elseif isfuture(aw) or iscoroutine(aw) then
     error("aloop.wait_for: arguments after the timeout are for a function, not a "
       .. (iscoroutine(aw) and "coroutine object" or "future"), 2)
@@ -255,10 +261,8 @@ function tasks.gather(...)
   end
   local loop = default_loop()
   local children, made = {}, {}
-  for i, aw in ipairs(list) do
-    children[i] = future_of(aw, loop, made)
-    loop = children[i]:get_loop()
-  end
+  if isfuture(list[1]) then loop = list[1]:get_loop() end -- the children's loop
+  for i, aw in ipairs(list) do children[i] = future_of(aw, loop, "gather", made) end
   local outer = gathering(loop, children, opts.return_exceptions and true or false)
   if in_task() then return await_future(outer) end
   return outer
@@ -280,7 +284,7 @@ function tasks.as_completed(aws, opts)
   end
   local fs = {}
   for i, aw in ipairs(list) do
-    fs[i] = future_of(aw, loop)
+    fs[i] = future_of(aw, loop, "as_completed")
     fs[i]:add_done_callback(on_done)
   end
   local th

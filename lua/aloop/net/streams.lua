@@ -46,6 +46,9 @@ do
 
   function StreamReader:read(n)
     n = n or -1
+    if not math.tointeger(n) then -- NaN must not mean "to EOF"
+      error(("aloop.StreamReader:read: an integer size expected, got %s"):format(tostring(n)), 2)
+    end
     local buf = self._buffer
     if n >= 0 then return fill("StreamReader.read", buf, buf_read, n) end
     local parts = {}
