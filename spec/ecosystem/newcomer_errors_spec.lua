@@ -14,8 +14,14 @@ end
 
 describe("a suspending function outside a task", function()
   local loop
-  before_each(function() loop = aio.new_event_loop() end)
-  after_each(function() loop:close() end)
+  before_each(function()
+    loop = aio.new_event_loop()
+    aio.set_event_loop(loop) -- the futures below belong to the loop the calls would use
+  end)
+  after_each(function()
+    aio.set_event_loop(nil)
+    loop:close()
+  end)
 
   local cases = {
     { "sleep", function() aio.sleep(1) end },
