@@ -67,10 +67,12 @@ end
 
 -- H.capture(cmd [, input]): runs a shell command (with `input` as its stdin when given,
 -- otherwise /dev/null) and returns stdout, stderr and the exit code, kept apart.
+-- The shell's own stderr goes to /dev/null: dash reports a child killed by a signal ("User
+-- defined signal 1") on it, not on the child's stderr, and only when it runs the next command.
 function H.capture(cmd, input)
   local errf = os.tmpname()
   local inf = input and H.tmpfile(input) or "/dev/null"
-  local p = io.popen("(" .. cmd .. ") <" .. inf .. " 2>" .. errf .. "; echo \"__EXIT:$?\"")
+  local p = io.popen("{ (" .. cmd .. ") <" .. inf .. " 2>" .. errf .. "; echo \"__EXIT:$?\"; } 2>/dev/null")
   local out = p:read("a")
   p:close()
   local f = io.open(errf, "rb")

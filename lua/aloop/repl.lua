@@ -5,6 +5,7 @@
 -- interpreter was built with it); otherwise raw reads, so piped input works the same way.
 local aio = require "aloop"
 local core = require "aloop.core"
+local open_servers = require("aloop.net.connections").open_servers
 
 local function compile(src)
   local fn = load("return " .. src, "=stdin")
@@ -34,6 +35,28 @@ local function task_set(v, hide)
   table.sort(lines)
   if #lines == 0 then return "{}" end
   return "{\n" .. table.concat(lines, "\n") .. "\n}"
+end
+
+-- Servers made at the prompt stay open after their line (a `local s <close>` would close them
+-- at the end of that very line): say so once for each new one, so it is not left by mistake.
+local function announce_servers(loop, seen)
+  for s in pairs(open_servers) do
+    if not seen[s] and s:get_loop() == loop then
+      seen[s] = true
+      io.stderr:write(("%s is listening until you call :close() on it (the REPL closes it when "
+        .. "it ends)\n"):format(tostring(s)))
+    end
+  end
+end
+
+-- At the end of input: the servers still open on the loop are closed, each with a line saying so.
+local function close_servers(loop)
+  for s in pairs(open_servers) do -- (close() clears its entry: allowed while traversing)
+    if s:get_loop() == loop then
+      io.stderr:write(("closing %s: still open when the REPL ended\n"):format(tostring(s)))
+      s:close()
+    end
+  end
 end
 
 local function show(res, hide)
@@ -101,6 +124,8 @@ return function()
   end
 
   local current -- the task running the chunk being evaluated
+  local servers_seen = setmetatable({}, { __mode = "k" })
+  for s in pairs(open_servers) do servers_seen[s] = true end -- made by a script before -i
   local runner = loop:create_task(function()
     local chunk = ""
     while true do
@@ -129,12 +154,14 @@ return function()
           elseif res.n > 1 then
             show(res, { [line_task] = true, [aio.current_task()] = true })
           end
+          announce_servers(loop, servers_seen)
         end
         io.stderr:flush()
         io.stdout:flush()
       end
     end
     if tty then io.stdout:write("\n") end
+    close_servers(loop)
   end)
 
   loop:add_reader(0, lineedit and lineedit.feed or on_readable)

@@ -34,18 +34,32 @@ static al_Task *running_task(lua_State *L, al_State *st) {
   return loop->current_task;
 }
 
-/* Raises the "not inside a task" error that names the fix. */
-static int not_in_task(lua_State *L, const char *what) {
+/* Pushes the "not inside a task" message that names the fix (or, inside a task but on a
+   coroutine of the caller's own, says not to suspend there). */
+static void push_not_in_task(lua_State *L, const char *what) {
   al_State *st = al_state(L);
   if (st->running && st->running->current_task)
-    return luaL_error(L,
-                      "aloop.%s: called from a coroutine that is not the task's own "
-                      "(do not suspend inside coroutine.wrap/resume within a task)",
-                      what);
-  return luaL_error(L,
-                    "aloop.%s: not inside a task; use loop:run_until_complete(fn) or "
-                    "aio.run(main) and call it from there",
+    lua_pushfstring(L,
+                    "aloop.%s: called from a coroutine that is not the task's own "
+                    "(do not suspend inside coroutine.wrap/resume within a task)",
                     what);
+  else
+    lua_pushfstring(L,
+                    "aloop.%s: not inside a task; use aio.run(main) or "
+                    "loop:run_until_complete(...)",
+                    what);
+}
+
+static int not_in_task(lua_State *L, const char *what) {
+  push_not_in_task(L, what);
+  return lua_error(L);
+}
+
+/* core._not_in_task(what) -> the same message, for the suspending functions written in Lua
+   (they raise it at their caller's level). */
+static int l_not_in_task(lua_State *L) {
+  push_not_in_task(L, luaL_checkstring(L, 1));
+  return 1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -546,9 +560,12 @@ int al_await(lua_State *L, int fidx) {
   return lua_yieldk(L, 1, fidx, await_k);
 }
 
-/* core.await(fut) */
+/* core.await_future(fut [, what]): `what` names the public call that waits, for the "not
+   inside a task" error (default "await"). */
 static int l_await(lua_State *L) {
-  al_checkfuture(L, 1);
+  al_Future *f = al_checkfuture(L, 1);
+  if (f->state == AL_PENDING && lua_type(L, 2) == LUA_TSTRING && !running_task(L, al_state(L)))
+    return not_in_task(L, lua_tostring(L, 2));
   lua_settop(L, 1);
   return al_await(L, 1);
 }
@@ -751,6 +768,7 @@ static const luaL_Reg module_funcs[] = {
     {"_set_coro_mt", l_set_coro_mt},
     {"await_future", l_await},
     {"sleep", l_sleep},
+    {"_not_in_task", l_not_in_task},
     {"current_task", l_current_task},
     {"all_tasks", l_all_tasks},
     {"isfuture", l_isfuture},

@@ -370,14 +370,22 @@ static int recv_common(lua_State *L, int from) {
 static int sock_recv(lua_State *L) { return recv_common(L, 0); }
 static int sock_recvfrom(lua_State *L) { return recv_common(L, 1); }
 
+/* What a newcomer needs after EADDRINUSE: the ways out, and what the reuse options do. */
+#define ADDRINUSE_HINT                                                                          \
+  " (something already listens there: stop it, or use another port (0 picks a free one); "     \
+  "reuse_port = true lets listeners that all set it share the port; reuse_address, on by "     \
+  "default in create_server, only reuses a port left in TIME_WAIT)"
+
 static int sock_bind(lua_State *L) {
   al_Socket *s = checkopen(L, 1);
   struct sockaddr_storage ss;
   socklen_t len = al_check_sockaddr(L, 2, s->family, &ss);
   if (bind(s->fd, (struct sockaddr *)&ss, len) < 0) {
+    int err = errno;
     lua_pushvalue(L, 2);
     if (lua_istable(L, 2)) lua_pushstring(L, luaL_tolstring(L, -1, NULL));
-    return al_oserror_raise(L, errno, lua_pushfstring(L, "bind %s", lua_tostring(L, -1)));
+    return al_oserror_raise(L, err, lua_pushfstring(L, "bind %s%s", lua_tostring(L, -1),
+                                                    err == EADDRINUSE && s->family != AF_UNIX ? ADDRINUSE_HINT : ""));
   }
   return 0;
 }

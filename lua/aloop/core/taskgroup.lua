@@ -13,7 +13,7 @@ TaskGroup.__index = TaskGroup
 
 function taskgroup.TaskGroup()
   local parent = core.current_task()
-  if not parent then error("aloop.TaskGroup: not inside a task", 2) end
+  if not parent then error(core._not_in_task("TaskGroup"), 2) end
   return setmetatable({
     parent = parent, loop = parent:get_loop(), tasks = {}, n = 0, errors = {},
     aborting = false, exiting = false, closed = false,

@@ -19,7 +19,7 @@ local function in_task() return core.current_task() ~= nil end
 
 local function need_task(what)
   if not in_task() then
-    error(("aloop.%s: not inside a task; use loop:run_until_complete(fn) or aio.run(main)"):format(what), 3)
+    error(core._not_in_task(what), 3)
   end
 end
 

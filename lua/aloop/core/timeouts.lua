@@ -16,7 +16,7 @@ end
 function timeouts.timeout(delay)
   local task = core.current_task()
   if not task then
-    error("aloop.timeout: not inside a task; use it in a task's body", 2)
+    error(core._not_in_task("timeout"), 2)
   end
   if delay ~= nil and type(delay) ~= "number" then
     error("aloop.timeout: delay must be a number or nil", 2)

@@ -187,7 +187,7 @@ do
     local st = self:_state()
     local f = st.loop:create_future()
     st.waiters[#st.waiters + 1] = f
-    return await(f)
+    return await(f, "Process.wait")
   end
 
   local mt = core._SubprocessTransport_mt
@@ -236,6 +236,7 @@ do
   -- reading stdout and stderr to EOF, then waits for the exit. A child that exits without
   -- reading its input is not an error (the broken pipe is ignored).
   function Process:communicate(input)
+    if not core.current_task() then error(core._not_in_task("Process.communicate"), 2) end
     local stdin, stdout, stderr = self.stdin, self.stdout, self.stderr
     local function feed()
       if not stdin then return end
@@ -272,7 +273,7 @@ do
 
   local function running_loop(fn)
     local loop = core._running_loop()
-    if not loop then error("aloop." .. fn .. ": not inside a task; use aio.run(main)", 3) end
+    if not loop then error(core._not_in_task(fn), 3) end
     return loop
   end
 

@@ -15,16 +15,24 @@ local EADDRINUSE, ECONNREFUSED = core.errno.EADDRINUSE, core.errno.ECONNREFUSED
 
 local function raise_errno(err, what) error(core._oserror(err, what), 0) end
 
+-- Raises "aloop.<what>: not inside a task; use ..." at the public function's caller.
+local function need_task(what)
+  if not core.current_task() then error(core._not_in_task(what), 3) end
+end
+
 -- Literal addresses and "localhost" resolve at once; other names on the DNS threads.
 local function resolve(loop, host, port, family, type, passive)
   local r = core._getaddrinfo(host, port, family, type, passive)
   if r then return r end
+  if not core.current_task() then error(core._not_in_task("getaddrinfo"), 0) end
   return await(core._dns_getaddrinfo(loop, host, port, family, type, passive))
 end
 
 -- Waits until fd is readable (add = "add_reader") or writable; the watcher is gone before
 -- this returns or raises (a cancelled wait never leaves a watcher on a reused fd number).
-local function wait_fd(loop, fd, add, remove)
+-- `what` names the public call for the error outside a task.
+local function wait_fd(loop, fd, add, remove, what)
+  if not core.current_task() then error(core._not_in_task(what), 0) end
   local fut = loop:create_future()
   loop[add](loop, fd, function() if not fut:done() then fut:set_result() end end)
   local ok, err = pcall(await, fut)
@@ -36,7 +44,7 @@ function Loop:sock_connect(s, addr)
   local err = s:connect_ex(addr)
   if err == 0 then return end
   if err ~= EINPROGRESS then raise_errno(err, "connect " .. tostring(addr)) end
-  wait_fd(self, s:fileno(), "add_writer", "remove_writer")
+  wait_fd(self, s:fileno(), "add_writer", "remove_writer", "sock_connect")
   err = s:so_error()
   if err ~= 0 then raise_errno(err, "connect " .. tostring(addr)) end
 end
@@ -45,7 +53,7 @@ function Loop:sock_accept(s)
   while true do
     local c, addr = s:accept()
     if c then return c, addr end
-    wait_fd(self, s:fileno(), "add_reader", "remove_reader")
+    wait_fd(self, s:fileno(), "add_reader", "remove_reader", "sock_accept")
   end
 end
 
@@ -53,7 +61,7 @@ function Loop:sock_recv(s, n)
   while true do
     local data = s:recv(n)
     if data then return data end
-    wait_fd(self, s:fileno(), "add_reader", "remove_reader")
+    wait_fd(self, s:fileno(), "add_reader", "remove_reader", "sock_recv")
   end
 end
 
@@ -62,7 +70,7 @@ function Loop:sock_sendall(s, data)
   while true do
     i = i + s:send(data, i)
     if i > #data then return end
-    wait_fd(self, s:fileno(), "add_writer", "remove_writer")
+    wait_fd(self, s:fileno(), "add_writer", "remove_writer", "sock_sendall")
   end
 end
 
@@ -103,6 +111,7 @@ function Loop:create_connection(factory, host, port, opts)
   local ctx = client_context(opts, "create_connection")
   local sock = opts.sock
   if not sock then
+    need_task("create_connection") -- it will connect: it suspends
     if host == nil or port == nil then
       error("aloop.create_connection: host and port are required without opts.sock", 2)
     end
@@ -141,6 +150,9 @@ end
 
 local Server = { __name = "aloop.Server" }
 Server.__index = Server
+
+-- The servers not closed yet (weak: a dropped server is not kept), for the REPL's reminders.
+connections.open_servers = setmetatable({}, { __mode = "k" })
 
 function Server:get_loop() return self._loop end
 function Server:is_serving() return self._serving end
@@ -187,6 +199,7 @@ end
 function Server:close()
   if self._closed then return end
   self._closed, self._serving = true, false
+  connections.open_servers[self] = nil
   for _, ls in ipairs(self._listeners) do ls:close() end
   for _, s in ipairs(self.sockets) do s:close() end
   if self._unlink then os.remove(self._unlink) end
@@ -207,6 +220,7 @@ end
 -- task, so cancelling one waiter leaves the others waiting; done ones leave the list.
 function Server:wait_closed()
   if self._closed and next(self._clients) == nil then return end
+  need_task("Server.wait_closed")
   local kept = {}
   for _, f in ipairs(self._waiters) do
     if not f:done() then kept[#kept + 1] = f end
@@ -219,6 +233,7 @@ end
 
 -- serve_forever(): serves until the server is closed; cancelling it closes the server.
 function Server:serve_forever()
+  need_task("Server.serve_forever")
   if self._forever then error("aloop: server is already being awaited on serve_forever()", 2) end
   if self._closed then error("aloop: server is closed", 2) end
   self:start_serving()
@@ -246,6 +261,7 @@ local function new_server(loop, sockets, factory, opts)
   local server = setmetatable({ sockets = sockets, _loop = loop, _factory = factory,
     _listeners = {}, _serving = false, _closed = false, _waiters = {}, _clients = {} }, Server)
   server._track = function(tr) track(server, tr) end
+  connections.open_servers[server] = true
   for _, s in ipairs(sockets) do s:listen(opts.backlog or 100) end
   worker.add_server(server)
   if opts.start_serving ~= false then server:start_serving() end
@@ -296,6 +312,7 @@ function Loop:create_unix_connection(factory, path, opts)
   local ctx = client_context(opts, "create_unix_connection")
   local sock = opts.sock
   if not sock then
+    need_task("create_unix_connection") -- it will connect: it suspends
     sock = socket.socket("unix")
     local ok, err = pcall(self.sock_connect, self, sock, path)
     if not ok then
@@ -391,6 +408,7 @@ end
 
 -- loop:getnameinfo(addr) -> host, service
 function Loop:getnameinfo(addr)
+  if not core.current_task() then error(core._not_in_task("getnameinfo"), 2) end
   return await(core._dns_getnameinfo(self, addr))
 end
 

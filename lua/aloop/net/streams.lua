@@ -20,7 +20,7 @@ do
 
   local function loop_of(fn)
     local loop = running_loop()
-    if not loop then error("aloop." .. fn .. ": not inside a task; use aio.run(main)", 3) end
+    if not loop then error(core._not_in_task(fn), 3) end
     return loop
   end
 
@@ -104,7 +104,7 @@ do
 
   function StreamWriter:wait_closed()
     local f = self.transport:_wait_closed()
-    if f then await(f) end
+    if f then await(f, "StreamWriter.wait_closed") end
   end
 
   -- local w <close> = writer: closes, and inside a task waits until the fd is closed.

@@ -145,6 +145,7 @@ end
 
 function Condition:wait_for(pred)
   local r = pred()
+  if not r then bind(self, "Condition.wait_for", true) end
   while not r do
     self:wait()
     r = pred()
@@ -275,6 +276,7 @@ local function leave(self)
 end
 
 function Barrier:wait()
+  W.bind(self, "Barrier.wait", true)
   local cond = self._cond
   local _ <close> = cond:acquire()
   cond:wait_for(self._passable)

@@ -62,8 +62,7 @@ end
 function W.was_woken(f) return not (cancelled(f) or cancel(f)) end
 
 local function not_in_task(what, level)
-  error(("aloop.%s: not inside a task; use loop:run_until_complete(fn) or aio.run(main) and "
-    .. "call it from there"):format(what), level + 1)
+  error(core._not_in_task(what), level + 1)
 end
 
 -- The loop a primitive works on: it is bound to the first running loop that uses it; any other
