@@ -350,7 +350,7 @@ static double opt_number(lua_State *L, int idx, const char *key, double def) {
 ** takes the transport when the handshake is done. A server shares one opts table.
 */
 static int l_tls_wrap(lua_State *L) {
-  al_Transport *t = luaL_checkudata(L, 1, AL_TRANSPORT_MT);
+  al_Transport *t = al_transport_check(L, 1);
   al_SslContext *ctx = al_sslcontext_check(L, 2);
   int server = lua_toboolean(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
