@@ -113,6 +113,15 @@ function H.assert_cancelled(t)
   assert.is_true(t:cancelled())
 end
 
+-- H.raises_text(text, fn, ...): pcall(fn, ...) fails with an error whose string holds `text`
+-- (plain text, not a pattern).
+function H.raises_text(text, fn, ...)
+  local assert = require "luassert"
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error")
+  assert.is_truthy(tostring(err):find(text, 1, true), tostring(err))
+end
+
 -- H.with_loop(fn): fn(loop) on a fresh loop, which is stopped and closed afterwards whatever
 -- fn did; fn's error is re-raised.
 function H.with_loop(fn)

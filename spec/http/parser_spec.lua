@@ -94,6 +94,20 @@ describe("http parser", function()
     assert.equal("hello", ev[2])
     assert.same({ true }, p:feed(nil))
   end)
+
+  it("methods refuse a value that is not a parser", function()
+    local p = P.parser("request", {})
+    for _, call in ipairs {
+      { p.feed, 42, "GET / HTTP/1.1\r\n\r\n" },
+      { p.idle, io.stdout },
+      { p.skip_body, {} },
+    } do
+      local ok, err = pcall(table.unpack(call))
+      assert.is_false(ok)
+      assert.matches("aloop.http.Parser expected, got ", tostring(err), 1, true)
+    end
+    assert.is_true(p:idle())
+  end)
 end)
 
 describe("http serialisers", function()

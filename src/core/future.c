@@ -432,17 +432,17 @@ static const luaL_Reg future_only[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg future_meta[] = {
+    {"__tostring", fut_tostring},
+    {"__gc", al_future_gc},
+    {NULL, NULL},
+};
+
 void al_future_open(lua_State *L, int core) {
-  al_newmt(L, AL_FUTURE_MT, AL_MT_FUTURE);
-  luaL_newlib(L, al_future_methods);
+  al_new_class(L, AL_FUTURE_MT, al_future_methods, future_meta);
+  al_cachemt(L, -2, AL_MT_FUTURE);
   luaL_setfuncs(L, future_only, 0);
-  lua_pushvalue(L, -1);
   lua_setfield(L, core, "Future"); /* core.Future = methods */
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, fut_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, al_future_gc);
-  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_set_cancel_hook);
   lua_setfield(L, core, "_set_cancel_hook");

@@ -218,18 +218,20 @@ static const luaL_Reg handle_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg handle_meta[] = {
+    {"__tostring", handle_tostring},
+    {NULL, NULL},
+};
+
 void al_handle_open(lua_State *L, int core) {
   (void)core; /* metatables only */
   for (int timer = 0; timer <= 1; timer++) {
-    al_newmt(L, timer ? AL_TIMER_MT : AL_HANDLE_MT, timer ? AL_MT_TIMER : AL_MT_HANDLE);
-    luaL_newlib(L, handle_methods);
+    al_new_class(L, timer ? AL_TIMER_MT : AL_HANDLE_MT, handle_methods, handle_meta);
+    al_cachemt(L, -2, timer ? AL_MT_TIMER : AL_MT_HANDLE);
     if (timer) {
       lua_pushcfunction(L, handle_when);
       lua_setfield(L, -2, "when");
     }
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, handle_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   }
 }

@@ -230,7 +230,17 @@ al_State *al_state(lua_State *L); /* a registry lookup: hot functions use AL_UPS
    loop.c and task.c): no registry lookup. */
 #define AL_UPSTATE(L) ((al_State *)lua_touserdata((L), lua_upvalueindex(1)))
 void al_setmt(lua_State *L, al_State *st, int which); /* metatable of the value on top */
+void al_cachemt(lua_State *L, int idx, int which); /* al_setmt's ref to the metatable at idx */
 void al_newmt(lua_State *L, const char *name, int which); /* luaL_newmetatable + cache */
+/*
+** The class recipe of every aloop object (Lua's liolib createmeta): the metatable `name`
+** (luaL_newmetatable, which sets the __name that type errors show) gets the metamethods of `meta`
+** (__gc, __close, __tostring, ...) and a new table of `methods` as __index; either list may be
+** NULL. Opening aloop.core again in the same state fills it again.
+** STACK: -> metatable, method table (to add more methods, export it or wrap it in an __index
+** function).
+*/
+void al_new_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
 al_Loop *al_checkloop(lua_State *L, int idx);
 al_Loop *al_toloop(lua_State *L, int idx); /* or NULL; never raises */
 double al_now(void);

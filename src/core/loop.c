@@ -35,12 +35,24 @@ void al_setmt(lua_State *L, al_State *st, int which) {
   lua_setmetatable(L, -2);
 }
 
+void al_cachemt(lua_State *L, int idx, int which) {
+  lua_pushvalue(L, idx);
+  al_state(L)->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* Creates (or finds) the metatable `name`, leaves it on the stack and caches a ref to it. */
 void al_newmt(lua_State *L, const char *name, int which) {
   luaL_newmetatable(L, name);
-  al_State *st = al_state(L);
+  al_cachemt(L, -1, which);
+}
+
+void al_new_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
+  luaL_newmetatable(L, name);
+  if (meta) luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  if (methods) luaL_setfuncs(L, methods, 0);
   lua_pushvalue(L, -1);
-  st->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_setfield(L, -3, "__index");
 }
 
 /* Size and magic number (al_toudata): also safe from a host thread peeking at the stack. */
@@ -685,6 +697,14 @@ static const luaL_Reg loop_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg loop_meta[] = {
+    {"__newindex", loop_newindex},
+    {"__gc", loop_gc},
+    {"__close", loop_close},
+    {"__tostring", loop_tostring},
+    {NULL, NULL},
+};
+
 static const luaL_Reg module_funcs[] = {
     {"new_event_loop", l_new_event_loop},
     {"get_event_loop", l_get_event_loop},
@@ -704,23 +724,14 @@ void al_loop_open(lua_State *L, int core) {
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_loops);
 
-  al_newmt(L, AL_LOOP_MT, AL_MT_LOOP);
-  luaL_newlib(L, loop_methods);
+  al_new_class(L, AL_LOOP_MT, loop_methods, loop_meta);
+  al_cachemt(L, -2, AL_MT_LOOP);
   lua_pushvalue(L, -1);
   lua_setfield(L, core, "Loop");
   lua_pushnil(L);
-  lua_pushvalue(L, -2);
+  lua_insert(L, -2);
   lua_pushcclosure(L, loop_index, 2);
-  lua_setfield(L, -3, "__index");
-  lua_pop(L, 1);
-  lua_pushcfunction(L, loop_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, loop_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, loop_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, loop_tostring);
-  lua_setfield(L, -2, "__tostring");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushvalue(L, core);
   lua_pushlightuserdata(L, al_state(L));

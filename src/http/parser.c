@@ -23,8 +23,8 @@
 
 enum { UV_HEAD_MT = 1, UV_HEADERS_MT, UV_EVENTS, UV_N };
 
-/* The head's field names, interned once (upvalue 2 of the methods): set with lua_rawset, no
-   string lookup per field. */
+/* The head's field names, interned once (upvalue 1 of feed): set with lua_rawset, no string
+   lookup per field. */
 static const char *const KEY_NAMES[] = {"method", "target", "path", "query_string", "upgrade",
                                         "status", "reason", "version", "keep_alive", "chunked",
                                         "content_length", "headers", "_body", "_raw", NULL};
@@ -35,7 +35,10 @@ typedef struct Field {
   size_t name, name_len, value, value_len; /* offsets into the head buffer */
 } Field;
 
+#define PARSER_MAGIC 0x68747470u /* "http" (al_toudata) */
+
 typedef struct Parser {
+  uint32_t magic; /* PARSER_MAGIC */
   http_parser hp;
   lua_State *L;          /* during feed */
   int keys;              /* during feed: stack index of the KEY_NAMES strings */
@@ -60,13 +63,9 @@ typedef struct Parser {
   const char *dead_code, *dead_desc;
 } Parser;
 
-/* The methods have the metatable as upvalue 1: a check without a registry lookup. */
+/* The parser a method is called on (size and magic number: al_toudata). */
 static Parser *check_parser(lua_State *L) {
-  Parser *p = lua_touserdata(L, 1);
-  if (!p || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
-    luaL_typeerror(L, 1, PARSER_MT);
-  lua_pop(L, 1);
-  return p;
+  return AL_CHECKUDATA(L, 1, Parser, PARSER_MAGIC, PARSER_MT);
 }
 
 /* Stops the parser with our own error code (-1: an error from every callback, also from
@@ -425,7 +424,7 @@ static int parser_feed(lua_State *L) {
     return 3;
   }
   p->L = L;
-  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, lua_upvalueindex(1));
   p->keys = lua_gettop(L);
   p->n = 0;
   p->head_at = 0;
@@ -494,7 +493,7 @@ static int parser_idle(lua_State *L) {
 }
 
 static int parser_gc(lua_State *L) {
-  Parser *p = check_parser(L);
+  Parser *p = lua_touserdata(L, 1);
   free(p->buf);
   free(p->fields);
   p->buf = NULL;
@@ -520,6 +519,7 @@ static int l_parser(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   Parser *p = lua_newuserdatauv(L, sizeof *p, UV_N - 1);
   memset(p, 0, sizeof *p);
+  p->magic = PARSER_MAGIC;
   int ud = lua_gettop(L);
   luaL_setmetatable(L, PARSER_MT);
   http_parser_init(&p->hp, kind == 0 ? HTTP_REQUEST : HTTP_RESPONSE);
@@ -539,28 +539,27 @@ static int l_parser(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg parser_methods[] = {
+    {"skip_body", parser_skip_body},
+    {"idle", parser_idle},
+    {NULL, NULL},
+};
+
+static const luaL_Reg parser_meta[] = {
+    {"__gc", parser_gc},
+    {NULL, NULL},
+};
+
 void al_http_parser_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"feed", parser_feed},
-      {"skip_body", parser_skip_body},
-      {"idle", parser_idle},
-      {NULL, NULL},
-  };
-  luaL_newmetatable(L, PARSER_MT);
-  lua_newtable(L);
-  lua_pushvalue(L, -2);
+  al_new_class(L, PARSER_MT, parser_methods, parser_meta);
   lua_createtable(L, (int)(sizeof KEY_NAMES / sizeof *KEY_NAMES), 0);
   for (int i = 0; KEY_NAMES[i]; i++) {
     lua_pushstring(L, KEY_NAMES[i]);
     lua_rawseti(L, -2, i + 1);
   }
-  luaL_setfuncs(L, methods, 2);
-  lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, -1);
-  lua_pushnil(L);
-  lua_pushcclosure(L, parser_gc, 2);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  lua_pushcclosure(L, parser_feed, 1); /* upvalue 1: KEY_NAMES */
+  lua_setfield(L, -2, "feed");
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_parser);
   lua_setfield(L, -2, "parser");
   lua_pushcfunction(L, l_headers);

@@ -544,16 +544,14 @@ static const luaL_Reg proc_methods[] = {
     {NULL, NULL},
 };
 
-/* STACK: module, loop metatable, loop methods. core.SubprocessTransport is the method table
-   (subprocess.lua adds the Lua methods to it). */
+static const luaL_Reg proc_meta[] = {
+    {"__tostring", proc_tostring},
+    {NULL, NULL},
+};
+
+/* core.SubprocessTransport is the method table (subprocess.lua adds the Lua methods to it). */
 void al_process_open(lua_State *L, int core) {
-  if (luaL_newmetatable(L, AL_PROCESS_MT)) {
-    luaL_newlib(L, proc_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, proc_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_getfield(L, -1, "__index");
+  al_new_class(L, AL_PROCESS_MT, proc_methods, proc_meta);
   lua_setfield(L, core, "SubprocessTransport");
   lua_setfield(L, core, "_SubprocessTransport_mt");
   lua_pushcfunction(L, l_spawn);

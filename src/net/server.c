@@ -214,11 +214,8 @@ static const luaL_Reg ls_methods[] = {
 };
 
 void al_server_open(lua_State *L, int core) {
-  if (luaL_newmetatable(L, AL_LISTENER_MT)) {
-    luaL_newlib(L, ls_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  al_new_class(L, AL_LISTENER_MT, ls_methods, NULL);
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_listener);
   lua_setfield(L, core, "_listener");
 }

@@ -524,18 +524,16 @@ static int l_oserror(lua_State *L) {
 
 /* ---------------------------------------------------------------------------------------- */
 
+static const luaL_Reg sock_meta[] = {
+    {"__gc", sock_close},
+    {"__close", sock_close},
+    {"__tostring", sock_tostring},
+    {NULL, NULL},
+};
+
 void al_socket_open(lua_State *L, int core) {
-  if (luaL_newmetatable(L, AL_SOCKET_MT)) {
-    luaL_newlib(L, sock_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sock_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sock_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, sock_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  al_new_class(L, AL_SOCKET_MT, sock_methods, sock_meta);
+  lua_pop(L, 2);
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, addr_tostring);
   lua_setfield(L, -2, "__tostring");

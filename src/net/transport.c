@@ -506,24 +506,21 @@ static const luaL_Reg tr_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg tr_meta[] = {
+    {"__gc", tr_gc},
+    {"__tostring", tr_tostring},
+    {NULL, NULL},
+};
+
 /* One metatable for both kinds: these methods, the stream transport's and the datagram
-   transport's; core._transport. */
+   transport's; __close is the stream transport's close. core._transport. */
 void al_transport_open(lua_State *L, int core) {
-  if (luaL_newmetatable(L, AL_TRANSPORT_MT)) {
-    lua_newtable(L);
-    const luaL_Reg *const parts[] = {tr_methods, al_stream_methods, al_dgram_methods};
-    for (int i = 0; i < 3; i++) luaL_setfuncs(L, parts[i], 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, tr_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_getfield(L, -1, "__index");
-    lua_getfield(L, -1, "close");
-    lua_setfield(L, -3, "__close");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, tr_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  al_new_class(L, AL_TRANSPORT_MT, tr_methods, tr_meta);
+  luaL_setfuncs(L, al_stream_methods, 0);
+  luaL_setfuncs(L, al_dgram_methods, 0);
+  lua_getfield(L, -1, "close");
+  lua_setfield(L, -3, "__close");
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_transport);
   lua_setfield(L, core, "_transport");
 }

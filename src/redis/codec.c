@@ -30,7 +30,10 @@ enum {
 /* Stack slots of feed(): the codec and its arguments, then the uservalues it uses. */
 enum { S_CODEC = 1, S_DATA, S_OUT, S_WAITERS, S_OBJS, S_ERRCLS, S_NULL, S_VALUE };
 
+#define CODEC_MAGIC 0x636f6463u /* "codc" (al_toudata) */
+
 typedef struct Codec {
+  uint32_t magic; /* CODEC_MAGIC */
   redisReader *rd;
   al_Loop *loop;
   lua_State *L;  /* set while feed() runs: the reader's callbacks build values on its stack */
@@ -44,15 +47,9 @@ typedef struct Codec {
   unsigned char top_error;     /* the reply just finished is an error reply */
 } Codec;
 
+/* The codec a method is called on (size and magic number: al_toudata). */
 static Codec *check_codec(lua_State *L) {
-  void *p = lua_touserdata(L, 1);
-  if (p && lua_getmetatable(L, 1)) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ok) return p;
-  }
-  luaL_typeerror(L, 1, CODEC_MT);
-  return NULL;
+  return AL_CHECKUDATA(L, 1, Codec, CODEC_MAGIC, CODEC_MT);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -387,9 +384,9 @@ static int l_codec(lua_State *L) {
   lua_settop(L, 3);
   Codec *c = lua_newuserdatauv(L, sizeof *c, UV_N);
   memset(c, 0, sizeof *c);
+  c->magic = CODEC_MAGIC;
   c->loop = loop;
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, CODEC_MT);
   lua_insert(L, 1); /* STACK: codec, loop, ReplyError, null */
   new_reader(L, c);
   lua_pushvalue(L, 2);
@@ -417,15 +414,15 @@ static const luaL_Reg codec_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg codec_meta[] = {
+    {"__gc", codec_gc},
+    {NULL, NULL},
+};
+
 void al_redis_codec_open(lua_State *L) {
-  luaL_newmetatable(L, CODEC_MT);
-  luaL_newlibtable(L, codec_methods);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, codec_methods, 1); /* upvalue 1: the metatable (check_codec) */
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, codec_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcclosure(L, l_codec, 1);
+  al_new_class(L, CODEC_MT, codec_methods, codec_meta);
+  lua_pop(L, 2);
+  lua_pushcfunction(L, l_codec);
   lua_setfield(L, -2, "codec");
 }
 

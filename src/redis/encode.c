@@ -90,17 +90,14 @@ void al_redis_encode(lua_State *L, al_RedisBuf *b, int first, int last) {
 /* ---------------------------------------------------------------------------------------- */
 /* Batches. */
 
+/* The batch at idx (size and magic number: al_toudata). */
 al_RedisBatch *al_redis_checkbatch(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, BATCH_MT);
+  return AL_CHECKUDATA(L, idx, al_RedisBatch, AL_REDIS_BATCH_MAGIC, BATCH_MT);
 }
 
-/* batch:add(name, ...): appends one command; returns the number of commands. Called once per
-   command of a pipeline: the check compares with the metatable in upvalue 1 (no name lookup). */
+/* batch:add(name, ...): appends one command; returns the number of commands. */
 static int batch_add(lua_State *L) {
-  al_RedisBatch *bt = lua_touserdata(L, 1);
-  int ok = bt && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
-  if (!ok) luaL_typeerror(L, 1, BATCH_MT);
-  lua_pop(L, 1);
+  al_RedisBatch *bt = al_redis_checkbatch(L, 1);
   if (lua_type(L, 2) != LUA_TSTRING) luaL_argerror(L, 2, "a command name expected");
   al_redis_encode(L, &bt->buf, 2, lua_gettop(L));
   lua_pushinteger(L, ++bt->count);
@@ -112,8 +109,8 @@ static int batch_count(lua_State *L) {
   return 1;
 }
 
-static int batch_gc(lua_State *L) {
-  al_RedisBatch *bt = luaL_checkudata(L, 1, BATCH_MT);
+static int batch_clear(lua_State *L) {
+  al_RedisBatch *bt = al_redis_checkbatch(L, 1);
   al_redis_buf_free(&bt->buf);
   bt->count = 0;
   return 0;
@@ -122,6 +119,7 @@ static int batch_gc(lua_State *L) {
 static int l_batch(lua_State *L) {
   al_RedisBatch *bt = lua_newuserdatauv(L, sizeof *bt, 0);
   memset(bt, 0, sizeof *bt);
+  bt->magic = AL_REDIS_BATCH_MAGIC;
   luaL_setmetatable(L, BATCH_MT);
   return 1;
 }
@@ -129,20 +127,18 @@ static int l_batch(lua_State *L) {
 static const luaL_Reg batch_methods[] = {
     {"add", batch_add},
     {"count", batch_count},
-    {"clear", batch_gc},
+    {"clear", batch_clear},
+    {NULL, NULL},
+};
+
+static const luaL_Reg batch_meta[] = {
+    {"__gc", batch_clear},
     {NULL, NULL},
 };
 
 void al_redis_batch_open(lua_State *L) {
-  if (luaL_newmetatable(L, BATCH_MT)) {
-    luaL_newlibtable(L, batch_methods);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, batch_methods, 1); /* upvalue 1: the metatable (batch_add) */
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, batch_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  al_new_class(L, BATCH_MT, batch_methods, batch_meta);
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_batch);
   lua_setfield(L, -2, "batch");
 }

@@ -19,9 +19,12 @@ void al_redis_buf_free(al_RedisBuf *b);
 void al_redis_buf_append(lua_State *L, al_RedisBuf *b, const char *s, size_t n);
 /* Appends the command made of the values at stack indices first..last (name, args...). */
 void al_redis_encode(lua_State *L, al_RedisBuf *b, int first, int last);
+#define AL_REDIS_BATCH_MAGIC 0x62746368u /* "btch" (al_toudata) */
+
 typedef struct al_RedisBatch {
   al_RedisBuf buf;
-  int count; /* commands in buf */
+  int count;      /* commands in buf */
+  uint32_t magic; /* AL_REDIS_BATCH_MAGIC */
 } al_RedisBatch;
 al_RedisBatch *al_redis_checkbatch(lua_State *L, int idx);
 void al_redis_batch_open(lua_State *L); /* sets `batch` in the table on top */

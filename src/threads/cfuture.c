@@ -585,29 +585,29 @@ static const luaL_Reg cf_methods[] = {
     {"_set_cancelled", cf_set_cancelled}, {"_id", cf_id}, {NULL, NULL},
 };
 
+static const luaL_Reg cf_meta[] = {
+    {"__gc", cf_gc},
+    {"__tostring", cf_tostring},
+    {"__eq", cf_eq},
+    {NULL, NULL},
+};
+
+static const luaL_Reg ws_methods[] = {
+    {"next", ws_next},
+    {NULL, NULL},
+};
+
+static const luaL_Reg ws_meta[] = {
+    {"__gc", ws_gc},
+    {NULL, NULL},
+};
+
 void al_cfuture_open(lua_State *L, int core) {
-  luaL_newmetatable(L, AL_CFUTURE_MT);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "_ConcurrentFuture_mt"); /* for the Lua modules' type checks */
-  luaL_newlib(L, cf_methods);
-  lua_pushvalue(L, -1);
+  al_new_class(L, AL_CFUTURE_MT, cf_methods, cf_meta);
   lua_setfield(L, core, "ConcurrentFuture"); /* core.ConcurrentFuture = methods */
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, cf_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, cf_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, cf_eq);
-  lua_setfield(L, -2, "__eq");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, AL_WAITSET_MT);
-  lua_pushcfunction(L, ws_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, ws_next);
-  lua_setfield(L, -2, "next");
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lua_setfield(L, core, "_ConcurrentFuture_mt"); /* for the Lua modules' type checks */
+  al_new_class(L, AL_WAITSET_MT, ws_methods, ws_meta);
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_cf_waitset);
   lua_setfield(L, core, "_cf_waitset");
 }

@@ -16,6 +16,7 @@ enum { T_NIL = 'n', T_TRUE = 'T', T_FALSE = 'F', T_INT = 'i', T_FLT = 'd', T_STR
        T_TABLE = 't', T_END = 'e', T_FUNC = 'f' };
 
 #define MAX_DEPTH 200
+#define MARSHAL_BUFFER_MT "aloop.MarshalBuffer" /* al_marshal's result: freed by __gc */
 
 static int buf_gc(lua_State *L) {
   al_buf_free(lua_touserdata(L, 1));
@@ -169,11 +170,7 @@ al_Buf *al_marshal(lua_State *L, int first, int n, int fn_first, const char *wha
   first = lua_absindex(L, first);
   al_Buf *b = lua_newuserdatauv(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, "aloop.MarshalBuffer")) {
-    lua_pushcfunction(L, buf_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, MARSHAL_BUFFER_MT);
   lua_newtable(L);
   Enc e = {L, b, lua_gettop(L), what, "", 0, 0};
   for (int i = 0; i < n; i++) {
@@ -501,7 +498,14 @@ static int l_decode(lua_State *L) {
   return al_unmarshal_data(L, s, n);
 }
 
+static const luaL_Reg buf_meta[] = {
+    {"__gc", buf_gc},
+    {NULL, NULL},
+};
+
 void al_marshal_open(lua_State *L, int core) {
+  al_new_class(L, MARSHAL_BUFFER_MT, NULL, buf_meta);
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_encode);
   lua_setfield(L, core, "_encode");
   lua_pushcfunction(L, l_encode_call);

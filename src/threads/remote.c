@@ -355,19 +355,16 @@ static const luaL_Reg remote_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg remote_meta[] = {
+    {"__gc", remote_gc},
+    {"__close", remote_close},
+    {NULL, NULL},
+};
+
 void al_remote_open(lua_State *L, int core) {
-  luaL_newmetatable(L, AL_REMOTE_MT);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "_RemoteLoop_mt"); /* for the Lua modules' type checks */
-  luaL_newlib(L, remote_methods);
-  lua_pushvalue(L, -1);
+  al_new_class(L, AL_REMOTE_MT, remote_methods, remote_meta);
   lua_setfield(L, core, "RemoteLoop");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, remote_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, remote_close);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  lua_setfield(L, core, "_RemoteLoop_mt"); /* for the Lua modules' type checks */
   lua_pushcfunction(L, l_start_loop);
   lua_setfield(L, core, "_start_loop");
   lua_pushcfunction(L, l_remote_state);

@@ -424,13 +424,14 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg pool_meta[] = {
+    {"__gc", pool_gc},
+    {NULL, NULL},
+};
+
 void al_threadpool_open(lua_State *L, int core) {
-  luaL_newmetatable(L, AL_POOL_MT);
-  luaL_newlib(L, pool_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, pool_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  al_new_class(L, AL_POOL_MT, pool_methods, pool_meta);
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_pool_new);
   lua_setfield(L, core, "_pool_new");
   lua_pushcfunction(L, l_monotonic);

@@ -20,12 +20,13 @@
 /* Registry: lightuserdata(al_SslContext *) -> its userdata, weak (the servername callback). */
 static const char key_contexts = 0;
 
+/* The context at idx (size and magic number: al_toudata). */
 al_SslContext *al_sslcontext_test(lua_State *L, int idx) {
-  return luaL_testudata(L, idx, AL_SSLCONTEXT_MT);
+  return AL_TOUDATA(L, idx, al_SslContext, AL_SSLCONTEXT_MAGIC);
 }
 
 al_SslContext *al_sslcontext_check(lua_State *L, int idx) {
-  al_SslContext *c = luaL_checkudata(L, idx, AL_SSLCONTEXT_MT);
+  al_SslContext *c = AL_CHECKUDATA(L, idx, al_SslContext, AL_SSLCONTEXT_MAGIC, AL_SSLCONTEXT_MT);
   if (!c->ctx) luaL_argerror(L, idx, "SSLContext is not initialised");
   return c;
 }
@@ -41,6 +42,7 @@ static int verify_flags(al_SslContext *c) {
 static al_SslContext *context_new(lua_State *L, int server) {
   al_SslContext *c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
+  c->magic = AL_SSLCONTEXT_MAGIC;
   luaL_setmetatable(L, AL_SSLCONTEXT_MT);
   c->server = (unsigned char)server;
   c->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -427,6 +429,13 @@ static const luaL_Reg ctx_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg ctx_meta[] = {
+    {"__newindex", ctx_newindex},
+    {"__gc", ctx_gc},
+    {"__tostring", ctx_tostring},
+    {NULL, NULL},
+};
+
 /* core._is_sslcontext(x) */
 static int l_is_sslcontext(lua_State *L) {
   lua_pushboolean(L, al_sslcontext_test(L, 1) != NULL);
@@ -443,17 +452,9 @@ void al_tls_open(lua_State *L, int core) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_contexts);
-  if (luaL_newmetatable(L, AL_SSLCONTEXT_MT)) {
-    luaL_newlib(L, ctx_methods);
-    lua_pushcclosure(L, ctx_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, ctx_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, ctx_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, ctx_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
+  al_new_class(L, AL_SSLCONTEXT_MT, ctx_methods, ctx_meta);
+  lua_pushcclosure(L, ctx_index, 1); /* the fields, then the methods */
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_is_sslcontext);
   lua_setfield(L, core, "_is_sslcontext");

@@ -13,6 +13,7 @@
 #include "net/transport.h"
 #include "tls/tls.h"
 
+#define FILTER_MT "aloop.TlsFilter" /* internal: a transport's uservalue, never seen by Lua */
 #define DECRYPT_CHUNK 65536
 #define COALESCE 16384
 
@@ -372,10 +373,7 @@ static int l_tls_wrap(lua_State *L) {
   al_TlsFilter *f = lua_newuserdatauv(L, sizeof *f, FUV_N);
   memset(f, 0, sizeof *f);
   int fidx = lua_gettop(L);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, filter_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, fidx);
+  luaL_setmetatable(L, FILTER_MT);
   f->base.ops = &tls_ops;
   f->t = t;
   f->loop = t->loop;
@@ -411,7 +409,14 @@ static int l_tls_wrap(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg filter_meta[] = {
+    {"__gc", filter_gc},
+    {NULL, NULL},
+};
+
 void al_tls_filter_open(lua_State *L, int core) {
+  al_new_class(L, FILTER_MT, NULL, filter_meta);
+  lua_pop(L, 2);
   lua_pushcfunction(L, l_tls_wrap);
   lua_setfield(L, core, "_tls_wrap");
 }

@@ -21,7 +21,10 @@ enum { AL_VERIFY_NONE, AL_VERIFY_OPTIONAL, AL_VERIFY_REQUIRED };
 ** collected by Lua stays valid for them) and the settings OpenSSL does not keep per context in
 ** the form Lua reads them back. Uservalue 1: the servername callback (or nil).
 */
+#define AL_SSLCONTEXT_MAGIC 0x73736c63u /* "sslc" (al_toudata) */
+
 typedef struct al_SslContext {
+  uint32_t magic; /* AL_SSLCONTEXT_MAGIC */
   SSL_CTX *ctx;
   unsigned char server;         /* made for the server side */
   unsigned char check_hostname; /* clients: SSL_set1_host with server_hostname */
