@@ -1,6 +1,7 @@
 -- The event loop (API.md §2): loops and the current loop, backends, run_forever/stop,
--- run_until_complete, close, call_soon/call_later/call_at and their handles, and the exception
--- handler (every error raised by user code is reported and the loop keeps running).
+-- run_until_complete, close, call_soon/call_later/call_at and their handles, argument errors that
+-- name the method, and the exception handler (every error raised by user code is reported and the
+-- loop keeps running).
 local aio = require "aloop"
 local H = require "spec.helper"
 local with_loop, run_once, recording = H.with_loop, H.run_once, H.recording
@@ -465,6 +466,52 @@ describe("call_soon", function()
       loop:call_soon(function() log[#log + 1] = 3 end)
       run_once(loop)
       assert.same({ 1, 3 }, log)
+    end)
+  end)
+end)
+
+describe("argument errors of the loop's C methods", function()
+  local raises = H.raises_text
+
+  it("name the method when it is called through pcall (no name in the calling code)", function()
+    with_loop(function(loop)
+      raises("bad argument #2 to 'aloop.Loop.call_later' (number expected, got string)",
+             loop.call_later, loop, "x")
+      raises("bad argument #1 to 'aloop.Loop.call_soon' (aloop loop expected, got number)",
+             loop.call_soon, 42)
+      raises("bad argument #3 to 'aloop.Loop.call_at' (function expected, got no value)",
+             loop.call_at, loop, 1)
+      raises("bad argument #2 to 'aloop.Loop.add_reader' (file descriptor", loop.add_reader, loop, "x")
+      raises("bad argument #2 to 'aloop.Loop.set_exception_handler' (a callable or nil expected)",
+             loop.set_exception_handler, loop, 42)
+    end)
+  end)
+
+  it("name the method when it is called normally (self is not counted)", function()
+    with_loop(function(loop)
+      raises("bad argument #1 to 'call_later' (number expected, got string)",
+             function() loop:call_later("x") end)
+      raises("bad argument #2 to 'call_at' (function expected, got no value)",
+             function() loop:call_at(1) end)
+      raises("bad argument #1 to 'add_reader' (file descriptor", function() loop:add_reader("x") end)
+      raises("bad argument #1 to 'set_exception_handler' (a callable or nil expected)",
+             function() loop:set_exception_handler(42) end)
+      raises("bad argument #1 to 'call_soon' (aloop loop expected, got table)",
+             function() loop.call_soon({}, print) end)
+    end)
+  end)
+
+  it("leave the loop running and usable", function()
+    with_loop(function(loop)
+      local got = {}
+      loop:call_soon(function()
+        got[1] = pcall(loop.call_later, loop, "x")
+        got[2] = pcall(loop.call_soon, loop)
+      end)
+      loop:call_soon(function() got[3] = "ran" end)
+      run_once(loop)
+      assert.same({ false, false, "ran" }, got)
+      assert.is_false(loop:is_closed())
     end)
   end)
 end)

@@ -705,6 +705,20 @@ static const luaL_Reg loop_meta[] = {
     {NULL, NULL},
 };
 
+/*
+** A C method called where the calling code gives it no name (pcall(loop.call_later, loop, "x"))
+** would be '?' in its argument errors. Lua then looks for the function in the tables of
+** package.loaded: the method table on top is put there as `name`, so the error says "bad
+** argument #2 to 'aloop.Loop.call_later'" (and a traceback "function 'aloop.Loop.call_later'").
+** The methods io, signal, process, task and the Lua half add to core.Loop later are found too.
+*/
+static void name_methods(lua_State *L, const char *name) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+}
+
 static const luaL_Reg module_funcs[] = {
     {"new_event_loop", l_new_event_loop},
     {"get_event_loop", l_get_event_loop},
@@ -728,6 +742,7 @@ void al_loop_open(lua_State *L, int core) {
   al_cachemt(L, -2, AL_MT_LOOP);
   lua_pushvalue(L, -1);
   lua_setfield(L, core, "Loop");
+  name_methods(L, AL_LOOP_MT);
   lua_pushnil(L);
   lua_insert(L, -2);
   lua_pushcclosure(L, loop_index, 2);
