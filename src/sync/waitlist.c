@@ -7,6 +7,7 @@
 
 #include "sync/waitlist.h"
 
+#define WAITLIST_MT "aloop.WaitList"
 #define WAITLIST_MAGIC 0x77616974u /* "wait" */
 
 static al_Task **slot(al_WaitList *w, int i) { return &w->ring[(w->head + i) & (w->cap - 1)]; }
@@ -94,7 +95,7 @@ typedef struct WaitListUD {
 enum { WL_LOOP = 1 }; /* uservalue: the loop userdata its tasks belong to (kept alive) */
 
 static al_WaitList *check_wl(lua_State *L) {
-  return &AL_CHECKUDATA(L, 1, WaitListUD, WAITLIST_MAGIC, "aloop.WaitList")->w;
+  return &AL_CHECKUDATA(L, 1, WaitListUD, WAITLIST_MAGIC, WAITLIST_MT)->w;
 }
 
 /* wl:wait(loop, front, what) -> true when woken; false, err, woken when cancelled (woken: it
@@ -162,13 +163,13 @@ void al_waitlist_open(lua_State *L, int core) {
       {"wake_all", wl_wake_all},
       {NULL, NULL},
   };
-  lua_createtable(L, 0, 4);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, wl_len);
-  lua_setfield(L, -2, "__len");
-  lua_pushcfunction(L, wl_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcclosure(L, wl_new, 1);
+  static const luaL_Reg meta[] = {
+      {"__len", wl_len},
+      {"__gc", wl_gc},
+      {NULL, NULL},
+  };
+  al_new_class(L, WAITLIST_MT, methods, meta);
+  lua_pop(L, 1);
+  lua_pushcclosure(L, wl_new, 1); /* upvalue 1: the metatable */
   lua_setfield(L, core, "_WaitList");
 }
