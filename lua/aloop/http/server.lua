@@ -332,6 +332,8 @@ function server.serve(app, host, port, opts)
   end, host, port, { reuse_port = opts.reuse_port, backlog = opts.backlog, sock = opts.sock,
     ssl = opts.ssl, ssl_handshake_timeout = opts.ssl_handshake_timeout })
   srv.sockets = srv.server.sockets
+  -- a worker's graceful stop (aloop.workers.worker) closes the idle connections at once
+  srv.server._graceful_stop = function(timeout) srv:shutdown(timeout) end
   srv.now = loop:time()
   srv.sweeper = loop:call_later(srv.tick, sweep, srv)
   return srv
