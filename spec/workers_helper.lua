@@ -76,8 +76,13 @@ function Supervisor:signal(sig) self.p:send_signal(sig) end
 -- Waits (at most timeout seconds, default WAIT) for the supervisor's exit and the end of its
 -- output; returns its exit code.
 function Supervisor:finish(timeout)
-  local code = aio.wait_for(aio.coro(self.p.wait, self.p), timeout or WAIT)
-  aio.wait_for(aio.coro(aio.gather, table.unpack(self.readers)), timeout or WAIT)
+  timeout = timeout or WAIT
+  local ok, code = pcall(aio.wait_for, aio.coro(self.p.wait, self.p), timeout)
+  if not ok then
+    error(("the supervisor did not exit within %g s (%s)%s"):format(timeout, tostring(code),
+      self:report()), 2)
+  end
+  aio.wait_for(aio.coro(aio.gather, table.unpack(self.readers)), timeout)
   return code
 end
 
