@@ -65,7 +65,7 @@ describe("http under aloop --workers", function()
       .. "flight with Connection: close, and every process exits", async(function()
         local sup <close> = start(mode)
         local port = sup:listening(2)
-        local client = aio.create_subprocess_exec("env", "-u", "LD_PRELOAD", "python3", client_py,
+        local client = aio.create_subprocess_exec("env", "-u", "LD_PRELOAD", "/usr/bin/python3", client_py,
           tostring(port), { stdout = PIPE })
         local function client_line()
           return aio.wait_for(aio.coro(client.stdout.readline, client.stdout), W.WAIT)
