@@ -3,7 +3,7 @@
 ** process, no Lua, no threads, a poll() loop. It fork+execs N workers running the script (clean
 ** state each), binds the listening sockets they ask for (TCP or Unix) once per address and
 ** hands them over the control socket (src/workers/control.h), so the accept queue outlives every
-** worker; after a rolling restart it closes those the new workers did not ask for. It
+** worker; after a rolling restart it closes those the new workers do not ask for. It
 ** relays each worker's stderr (keeping its tail for error reports), restarts workers that die
 ** (with backoff; a worker that keeps failing before it is ready ends the supervisor with its
 ** error), and obeys signals: SIGTERM/SIGINT graceful stop, SIGQUIT fast stop, SIGHUP rolling
@@ -45,6 +45,7 @@ typedef struct Worker {
   int ctl;      /* the supervisor's end of its control socket, -1 after EOF */
   int err;      /* the read end of its stderr pipe, -1 after EOF */
   int ready, stopping;
+  int listens; /* listening sockets it asked for */
   double started, kill_at;
   char tail[TAIL_SIZE];
   size_t tail_len;
@@ -78,10 +79,11 @@ static struct {
   int stopping; /* 1: graceful, 2: fast */
   unsigned gen;
   int reload_id; /* the slot the rolling restart is at, 0: none */
+  int prune;     /* a reload is done: drop the listeners its workers do not use, once they listen */
   int status;
 } S;
 
-static void drop_unused_listeners(void);
+static void prune_listeners(void);
 
 static double now(void) {
   struct timespec ts;
@@ -222,7 +224,7 @@ static void reload_step(void) {
     int id = S.reload_id;
     if (id > S.target) {
       S.reload_id = 0;
-      drop_unused_listeners();
+      S.prune = 1;
       say("reload done");
       return;
     }
@@ -254,6 +256,7 @@ static void maintain(void) {
   for (int id = 1; id <= S.target; id++)
     if (!find_worker(id, -1) && slot(id)->start_at <= t) spawn(id);
   reload_step();
+  prune_listeners();
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -435,9 +438,14 @@ static void close_listener(Listener *l) {
   close(l->fd);
 }
 
-/* After a reload: the listeners no worker of the new generation asked for are closed (new
-   connections there are refused instead of queueing for nobody). */
-static void drop_unused_listeners(void) {
+/* After a reload, once every worker of the new generation asked for a listening socket (it set
+   up its servers; one that listens only after an await is waited for), the listeners none of
+   them asked for are closed: new connections there are refused instead of queueing for nobody. */
+static void prune_listeners(void) {
+  if (!S.prune || S.reload_id) return;
+  for (int i = 0; i < S.nw; i++)
+    if (S.w[i].gen == S.gen && !S.w[i].stopping && !S.w[i].listens) return;
+  S.prune = 0;
   int kept = 0;
   for (int i = 0; i < S.nls; i++) {
     if (S.ls[i].gen == S.gen) S.ls[kept++] = S.ls[i];
@@ -449,6 +457,7 @@ static void drop_unused_listeners(void) {
 static void reply_listen(Worker *w, const al_CtlListen *req) {
   int fd = -1;
   al_CtlReply rep = {listener_for(req, w->gen, &fd)};
+  if (rep.err == 0) w->listens++;
   struct iovec iov = {&rep, sizeof rep};
   union {
     char buf[CMSG_SPACE(sizeof(int))];
