@@ -102,7 +102,9 @@ end
 
 -- Kills whatever a failed test left behind.
 function Supervisor:__close()
-  if W.group_alive(self.pid) then os.execute(TOOL .. "kill -9 -- -" .. self.pid .. " 2>/dev/null") end
+  if W.group_alive(self.pid) then
+    os.execute(TOOL .. "kill -9 -- -" .. self.pid .. " 2>/dev/null")
+  end
   if self.p.returncode == nil then aio.wait_for(aio.coro(self.p.wait, self.p), WAIT) end
   for _, t in ipairs(self.readers) do t:cancel() end
 end

@@ -65,8 +65,8 @@ describe("http under aloop --workers", function()
       .. "flight with Connection: close, and every process exits", async(function()
         local sup <close> = start(mode)
         local port = sup:listening(2)
-        local client = aio.create_subprocess_exec("env", "-u", "LD_PRELOAD", "/usr/bin/python3", client_py,
-          tostring(port), { stdout = PIPE })
+        local client = aio.create_subprocess_exec("env", "-u", "LD_PRELOAD", "/usr/bin/python3",
+          client_py, tostring(port), { stdout = PIPE })
         local function client_line()
           return aio.wait_for(aio.coro(client.stdout.readline, client.stdout), W.WAIT)
         end
@@ -102,7 +102,8 @@ describe("http under aloop --workers", function()
     assert.equal(1, code)
     assert.matches("cannot start the supervisor: it needs the aloop interpreter running a "
       .. "script file", err)
-    _, err, code = H.aloop_script(app .. "require('aloop').run(function() app:run{workers = 2} end)")
+    _, err, code = H.aloop_script(app
+      .. "require('aloop').run(function() app:run{workers = 2} end)")
     assert.equal(1, code)
     assert.matches("must be called outside a running loop", err)
   end)

@@ -1,7 +1,8 @@
 -- http.App: routes (app:get/post/put/patch/delete/route), middleware (app:use), lifecycle hooks
 -- (app:on "startup"/"shutdown") and app:run{}, which serves until SIGINT or SIGTERM and then
 -- shuts down gracefully, in this process or (workers = N) in N processes under the supervisor
--- of `aloop --workers` (API.md §15). The limits and timeouts given to http.App{} apply to its server.
+-- of `aloop --workers` (API.md §15). The limits and timeouts given to http.App{} apply to its
+-- server.
 local aio = require "aloop"
 local core = require "aloop.core"
 local worker = require "aloop.workers.worker"
@@ -115,7 +116,8 @@ local function supervise(workers, timeout)
     error("aloop.http.App:run: workers must be an integer from 0 (one per CPU) to 4096", 3)
   end
   if core._running_loop() then
-    error("aloop.http.App:run: workers = " .. workers .. " must be called outside a running loop", 3)
+    error(("aloop.http.App:run: workers = %d must be called outside a running loop")
+      :format(workers), 3)
   end
   local _, why = worker.supervise(workers, timeout)
   error("aloop.http.App:run: workers = " .. workers .. " cannot start the supervisor: " .. why, 3)

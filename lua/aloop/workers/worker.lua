@@ -36,8 +36,9 @@ local watched = setmetatable({}, weak) -- loops watching the control socket
 local ready_sent, stopping = false, false
 
 -- The supervisor's socket for create_server's (or create_unix_server's) address ai (nil with
--- reuse_port: then each worker binds its own with SO_REUSEPORT). The nth socket a worker asks for at an address is
--- the nth the supervisor bound there, so port 0 means the same port in every worker.
+-- reuse_port: then each worker binds its own with SO_REUSEPORT). The nth socket a worker asks
+-- for at an address is the nth the supervisor bound there, so port 0 means the same port in
+-- every worker.
 function worker.shared_socket(ai, opts)
   if opts.reuse_port then return nil end
   local key = ai.family .. " " .. tostring(ai.addr)
