@@ -10,6 +10,7 @@
 #include "net/net.h"
 #include "net/stream_reader.h"
 #include "redis/redis.h"
+#include "sync/waitlist.h"
 #include "threads/threads.h"
 #include "workers/workers.h"
 #include "tls/tls.h"
@@ -39,6 +40,8 @@ static const al_OpenFn parts[] = {
     al_future_open,    /* core/future.c: core.Future */
     al_task_open,      /* core/task.c: core.Task, loop:create_task */
     al_task_stack_open, /* core/task_stack.c: task:get_stack, task:print_stack */
+    al_waitlist_open,  /* sync/waitlist.c: core._WaitList for the locks */
+    al_queue_open,     /* sync/queue.c: core._Queue, core._queue_methods */
     al_io_open,        /* io/watcher.c: loop:add_reader etc. */
     al_signal_open,    /* io/signal.c: loop:add_signal_handler, core.signal */
     al_process_open,   /* io/process.c */

@@ -111,6 +111,21 @@ local cases = {
       pending_done = function() return pending:done() end,
       shutdown = function() pool:shutdown(true) end }
   end]],
+  Parked = [[return function(loop) -- tasks parked on C waiter lists (no future) when the loop ends
+    loop:set_exception_handler(function() end) -- the pending tasks are reported at close
+    local reader, q, lock, ev = nil, aio.Queue(), aio.Lock(), aio.Event()
+    local tasks = {
+      loop:create_task(function() reader = aio.StreamReader() reader:read(10) end),
+      loop:create_task(function() q:get() end),
+      loop:create_task(function() lock:acquire() aio.sleep(3600) end),
+      loop:create_task(function() aio.sleep(0) lock:acquire() end),
+      loop:create_task(function() ev:wait() end) }
+    loop:run_until_complete(function() aio.sleep(0) aio.sleep(0) end)
+    for _, t in ipairs(tasks) do assert(not t:done(), tostring(t)) end
+    return { "feed", "put", "release", "set",
+      feed = function() reader:feed_data("x") end, put = function() q:put_nowait(1) end,
+      release = function() lock:release() end, set = function() ev:set() end }
+  end]],
   RemoteLoop = [[return function(loop)
     local remote = aio.thread.start_loop()
     local cf = aio.run_coroutine_threadsafe(function() return 3 end, remote)

@@ -188,6 +188,17 @@ describe("Lock", function()
     assert.matches("Lock.acquire: <aloop.Lock %[unlocked%]> is bound to a different event loop", err)
   end)
 
+  it("acquire from a callback (not inside a task) is a clear error", async(function()
+    local lock = aio.Lock()
+    local _ <close> = lock:acquire()
+    local fut = aio.get_running_loop():create_future()
+    aio.get_running_loop():call_soon(function()
+      fut:set_result(select(2, pcall(lock.acquire, lock)))
+    end)
+    assert.matches("Lock.acquire: not inside a task", fut:await())
+    assert.equal("<aloop.Lock [locked]>", tostring(lock)) -- the failed wait left no waiter
+  end))
+
   it("tostring shows the state and the waiters", async(function()
     local lock = aio.Lock()
     assert.equal("<aloop.Lock [unlocked]>", tostring(lock))

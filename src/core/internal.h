@@ -134,6 +134,7 @@ struct al_Task {
   unsigned char scheduled; /* a step is in the ready queue */
   unsigned char waking;    /* in the ready queue to schedule its step (a sleep() timer fired) */
   unsigned char has_cmsg;
+  unsigned char park_woken; /* its last park ended with al_task_wake_parked (not a cancel) */
   int num_cancels;
   int slot; /* anchor in loop->tasks while unfinished */
   uint64_t sleep_seq; /* in sleep(): the seq of its timer heap entry (0: not sleeping) */
@@ -318,8 +319,14 @@ void al_task_wake_waiter(lua_State *L, al_Task *t);  /* the future it waits on f
 ** The object wakes the task with al_task_wake_parked (the task is runnable again at once).
 */
 al_Task *al_task_parker(lua_State *L, al_Loop *loop, const char *what);
+/* Raises "aloop.<what>: not inside a task ..." at the caller's line (for C functions). */
+int al_not_in_task(lua_State *L, const char *what);
 int al_task_park(lua_State *L, al_Task *t, al_Park *p, int top, lua_KFunction k);
 void al_task_resumed(lua_State *L, int top);
+/* In k, before al_task_resumed: 1 if the task was resumed by a thrown-in error (a cancel), 0 if
+   by its wake-up. A task woken and then cancelled before it ran gets both: t->park_woken says it
+   consumed a wake-up, which a waiter list must then pass on (sync/waitlist.c). */
+int al_task_thrown(lua_State *L, int top);
 void al_task_wake_parked(lua_State *L, al_Task *t);
 void al_task_open(lua_State *L, int core);
 al_Task *al_checktask(lua_State *L, int idx);

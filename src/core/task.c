@@ -55,6 +55,13 @@ static int not_in_task(lua_State *L, const char *what) {
   return lua_error(L);
 }
 
+int al_not_in_task(lua_State *L, const char *what) {
+  luaL_where(L, 1);
+  push_not_in_task(L, what);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 /* core._not_in_task(what) -> the same message, for the suspending functions written in Lua
    (they raise it at their caller's level). */
 static int l_not_in_task(lua_State *L) {
@@ -459,6 +466,7 @@ static void task_cancel_park(lua_State *L, al_Task *t, int tidx) {
 /* The object the task is parked on wakes it (the task userdata is not on the stack). */
 void al_task_wake_parked(lua_State *L, al_Task *t) {
   t->park = NULL;
+  t->park_woken = 1;
   if (t->scheduled || t->fut.state != AL_PENDING) return;
   t->scheduled = 1;
   al_anchor_push(L, &t->fut.loop->tasks, t->slot);
@@ -619,14 +627,19 @@ al_Task *al_task_parker(lua_State *L, al_Loop *loop, const char *what) {
 /* Parks the running task t on p; the C function returns this (see internal.h). */
 int al_task_park(lua_State *L, al_Task *t, al_Park *p, int top, lua_KFunction k) {
   t->park = p;
+  t->park_woken = 0;
   lua_settop(L, top);
   lua_pushlightuserdata(L, (void *)&key_park);
   return lua_yieldk(L, 1, top, k);
 }
 
+int al_task_thrown(lua_State *L, int top) {
+  return lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &key_throw;
+}
+
 /* A parked task resumed with its arguments at 1..top: raises what the stepper threw in, if any. */
 void al_task_resumed(lua_State *L, int top) {
-  if (lua_gettop(L) >= top + 2 && lua_touserdata(L, top + 1) == &key_throw) {
+  if (al_task_thrown(L, top)) {
     lua_settop(L, top + 2);
     throw_in(L);
   }

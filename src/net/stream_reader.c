@@ -20,11 +20,12 @@ static al_Reader *check_rd(lua_State *L, int idx) {
   return AL_CHECKUDATA(L, idx, al_Reader, AL_READER_MAGIC, AL_READER_MT);
 }
 
-/* Wakes the task parked in a read (if any); it then reads again. */
+/* Wakes the task parked in a read (if any); it then reads again. A closed loop's tasks may be
+   gone (only an open loop keeps its unfinished tasks alive): the reader just forgets it. */
 static void wake(lua_State *L, al_Reader *r) {
   al_Task *t = r->waiter;
   r->waiter = NULL;
-  al_task_wake_parked(L, t);
+  if (!r->loop->closed) al_task_wake_parked(L, t);
 }
 
 /* The parked task was cancelled: the reader forgets it. */

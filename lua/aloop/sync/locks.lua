@@ -6,7 +6,7 @@ local core = require "aloop.core"
 local W = require "aloop.sync.waiters"
 
 local locks = {}
-local bind, wait, wake_first, wake_all, was_woken = W.bind, W.wait, W.wake_first, W.wake_all, W.was_woken
+local bind, wait = W.bind, W.wait
 local running_loop = core._running_loop
 local iserror, CancelledError = core.iserror, core.CancelledError
 local setmetatable, error, pcall, type = setmetatable, error, pcall, type
@@ -18,7 +18,8 @@ local function class(name)
 end
 
 local function waiters_note(q)
-  return q.n > 0 and (", waiters:%d"):format(q.n) or ""
+  local n = #q
+  return n > 0 and (", waiters:%d"):format(n) or ""
 end
 
 -- What acquire() returns: closing it releases (`local _ <close> = lock:acquire()`). One guard
@@ -30,10 +31,10 @@ function Guard.__tostring(g) return "<guard of " .. tostring(g[1]) .. ">" end
 
 -- The slow path of Lock/Semaphore acquire: wait in line until release() hands over the lock
 -- or a permit. Cancelled after the handover, the waiter releases it again: it passes it on.
-local function wait_handover(self, loop)
-  local ok, err, f = wait(self._w, loop)
+local function wait_handover(self, loop, what)
+  local ok, err, woken = wait(self._w, loop, what)
   if not ok then
-    if was_woken(f) then self:release() end
+    if woken then self:release() end
     error(err, 0)
   end
   return self._guard
@@ -57,12 +58,12 @@ function Lock:acquire()
     self._locked = true
     return self._guard
   end
-  return wait_handover(self, loop)
+  return wait_handover(self, loop, "Lock.acquire")
 end
 
 function Lock:release()
   if not self._locked then error("aloop.Lock.release: the lock is not acquired", 2) end
-  if not wake_first(self._w, true) then self._locked = false end
+  if not self._w:wake_first() then self._locked = false end
 end
 
 function Lock:locked() return self._locked end
@@ -82,7 +83,7 @@ function Event:wait()
   local loop = running_loop()
   if loop == nil or loop ~= self._loop then loop = bind(self, "Event.wait", true) end
   if self._value then return true end
-  local ok, err = wait(self._w, loop)
+  local ok, err = wait(self._w, loop, "Event.wait")
   if not ok then error(err, 0) end
   return true
 end
@@ -90,7 +91,7 @@ end
 function Event:set()
   if not self._value then
     self._value = true
-    wake_all(self._w, true)
+    self._w:wake_all()
   end
 end
 
@@ -128,7 +129,7 @@ function Condition:wait()
     error("aloop.Condition.wait: the lock is not acquired (call cond:acquire() first)", 2)
   end
   lock:release()
-  local ok, err, f = wait(self._w, loop)
+  local ok, err, woken = wait(self._w, loop, "Condition.wait")
   local cancelled -- the last CancelledError while taking the lock back
   while true do
     local got, e = pcall(lock.acquire, lock)
@@ -137,7 +138,7 @@ function Condition:wait()
     cancelled = e
   end
   if not ok or cancelled then
-    if ok or was_woken(f) then self:_notify(1) end -- a notification we cannot use: pass it on
+    if ok or woken then self:_notify(1) end -- a notification we cannot use: pass it on
     error(cancelled or err, 0)
   end
   return true
@@ -155,7 +156,7 @@ end
 
 function Condition:_notify(n)
   local q = self._w
-  while n > 0 and wake_first(q, false) do n = n - 1 end
+  while n > 0 and q:wake_first() do n = n - 1 end
 end
 
 function Condition:notify(n)
@@ -170,7 +171,7 @@ function Condition:notify_all()
   if not self._lock._locked then
     error("aloop.Condition.notify_all: the lock is not acquired (call cond:acquire() first)", 2)
   end
-  wake_all(self._w, false)
+  self._w:wake_all()
 end
 
 function Condition:__tostring()
@@ -206,11 +207,11 @@ function Semaphore:acquire()
     self._value = v - 1
     return self._guard
   end
-  return wait_handover(self, loop)
+  return wait_handover(self, loop, "Semaphore.acquire")
 end
 
 function Semaphore:release()
-  if not wake_first(self._w, true) then self._value = self._value + 1 end
+  if not self._w:wake_first() then self._value = self._value + 1 end
 end
 
 function BoundedSemaphore:release()

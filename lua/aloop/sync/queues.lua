@@ -1,21 +1,16 @@
 -- Queues (API.md §8): Queue (FIFO), LifoQueue, PriorityQueue; maxsize back-pressure, task_done/
--- join, shutdown (Python 3.13). As in asyncio, put/get wake the first waiter on the other side,
--- which then takes its turn; a waiter woken for nothing goes back to the front of the line, and
--- one cancelled after its wake-up passes the wake-up on, so no item and no slot is ever lost.
+-- join, shutdown (Python 3.13). The methods are C (src/sync/queue.c: one call per put or get,
+-- waiters parked on C waiter lists); a queue is a table holding its C core at [1] and `maxsize`.
+-- PriorityQueue keeps its heap here and hands the core its store/fetch functions.
 local core = require "aloop.core"
-local W = require "aloop.sync.waiters"
 
 local queues = {}
-local running_loop = core._running_loop
-local bind, wait, wake_first, wake_all, was_woken = W.bind, W.wait, W.wake_first, W.wake_all, W.was_woken
-local QueueEmpty, QueueFull, QueueShutDown = core.QueueEmpty, core.QueueFull, core.QueueShutDown
-local setmetatable, error, type, tostring = setmetatable, error, type, tostring
+local new_core = core._Queue
+local setmetatable, getmetatable, error, type, tostring = setmetatable, getmetatable, error, type, tostring
 
--- The storage of each kind is three functions: init(self, ...), store(self, item, n) and
--- fetch(self, n) -> item (never called when empty), n being the size before the call. The
--- public methods are made once per kind around them (make_methods, below).
 local Queue = { __name = "aloop.Queue" }
 Queue.__index = Queue
+for name, fn in pairs(core._queue_methods) do Queue[name] = fn end
 
 local function subclass(name)
   local c = setmetatable({ __name = "aloop." .. name }, { __index = Queue })
@@ -23,56 +18,25 @@ local function subclass(name)
   return c
 end
 
-local function new(mt, what, maxsize, ...)
-  if maxsize == nil then maxsize = 0 end
+local function check_maxsize(what, maxsize)
+  if maxsize == nil then return 0 end
   if type(maxsize) ~= "number" then
     error(("aloop.%s: maxsize must be a number, got %s"):format(what, type(maxsize)), 3)
   end
-  local self = setmetatable({
-    maxsize = maxsize, _n = 0, _unfinished = 0, _shutdown = false, _loop = nil,
-    _getters = W.new(), _putters = W.new(), _joiners = W.new(),
-  }, mt)
-  mt._init(self, ...)
-  return self
+  return maxsize
 end
 
----------------------------------------------------------------------------------------
--- Queue: FIFO, items[h..t].
-
-function Queue._init(self) self._items, self._h, self._t = {}, 1, 0 end
-
-local function fifo_store(self, item)
-  local t = self._t + 1
-  self._t = t
-  self._items[t] = item
+function queues.Queue(maxsize)
+  maxsize = check_maxsize("Queue", maxsize)
+  return setmetatable({ new_core("fifo", maxsize), maxsize = maxsize }, Queue)
 end
-
-local function fifo_fetch(self)
-  local h, items = self._h, self._items
-  local item = items[h]
-  items[h] = nil
-  if h == self._t then self._h, self._t = 1, 0 else self._h = h + 1 end
-  return item
-end
-
-function queues.Queue(maxsize) return new(Queue, "Queue", maxsize) end
-
----------------------------------------------------------------------------------------
--- LifoQueue: a stack.
 
 local LifoQueue = subclass("LifoQueue")
 
-function LifoQueue._init(self) self._items = {} end
-local function lifo_store(self, item, n) self._items[n + 1] = item end
-
-local function lifo_fetch(self, n)
-  local items = self._items
-  local item = items[n]
-  items[n] = nil
-  return item
+function queues.LifoQueue(maxsize)
+  maxsize = check_maxsize("LifoQueue", maxsize)
+  return setmetatable({ new_core("lifo", maxsize), maxsize = maxsize }, LifoQueue)
 end
-
-function queues.LifoQueue(maxsize) return new(LifoQueue, "LifoQueue", maxsize) end
 
 ---------------------------------------------------------------------------------------
 -- PriorityQueue: a binary heap of (key, item, seq); seq breaks ties in insertion order.
@@ -89,7 +53,7 @@ function PriorityQueue._init(self, less)
   if less == nil then
     self._lt = natural_lt
   elseif type(less) ~= "function" then
-    error("aloop.PriorityQueue: less must be a function, got " .. type(less), 4)
+    error("aloop.PriorityQueue: less must be a function, got " .. type(less), 3)
   else
     self._less = less
     self._lt = function(a, sa, b, sb)
@@ -160,141 +124,21 @@ local function heap_fetch(self, n)
   return top
 end
 
-function queues.PriorityQueue(maxsize, less) return new(PriorityQueue, "PriorityQueue", maxsize, less) end
-
----------------------------------------------------------------------------------------
--- The common part.
-
-function Queue:qsize() return self._n end
-function Queue:empty() return self._n == 0 end
-
-function Queue:full()
-  local m = self.maxsize
-  return m > 0 and self._n >= m
-end
-
-local full = Queue.full
-
--- put/get/put_nowait/get_nowait of one kind. Storing wakes the first getter, fetching the
--- first putter. put/get check the loop on every call (they may suspend: they need a task).
-local function make_methods(cls, store, fetch)
-  cls._fetch = fetch
-  local function push(self, item, n)
-    store(self, item, n)
-    self._n = n + 1
-    self._unfinished = self._unfinished + 1
-    local g = self._getters
-    if g.n > 0 then wake_first(g) end
-  end
-
-  local function take(self, n)
-    local item = fetch(self, n)
-    self._n = n - 1
-    local p = self._putters
-    if p.n > 0 then wake_first(p) end
-    return item
-  end
-
-  function cls:put_nowait(item)
-    if self._shutdown then error(QueueShutDown("the queue is shut down"), 2) end
-    local n, m = self._n, self.maxsize
-    if m > 0 and n >= m then error(QueueFull("the queue is full"), 2) end
-    push(self, item, n)
-  end
-
-  function cls:get_nowait()
-    local n = self._n
-    if n == 0 then
-      if self._shutdown then error(QueueShutDown("the queue is shut down and empty"), 2) end
-      error(QueueEmpty("the queue is empty"), 2)
-    end
-    return take(self, n)
-  end
-
-  function cls:put(item)
-    local loop = running_loop()
-    if loop == nil or loop ~= self._loop then loop = bind(self, "Queue.put", true) end
-    local m = self.maxsize
-    if m > 0 and self._n >= m then
-      local again = false
-      while full(self) and not self._shutdown do
-        local ok, err, f = wait(self._putters, loop, again)
-        if not ok then
-          if not full(self) and was_woken(f) then wake_first(self._putters) end -- pass the slot on
-          error(err, 0)
-        end
-        again = true
-      end
-    end
-    if self._shutdown then error(QueueShutDown("the queue is shut down"), 2) end
-    push(self, item, self._n)
-  end
-
-  function cls:get()
-    local loop = running_loop()
-    if loop == nil or loop ~= self._loop then loop = bind(self, "Queue.get", true) end
-    local n = self._n
-    if n == 0 then
-      local again = false
-      repeat
-        if self._shutdown then error(QueueShutDown("the queue is shut down and empty"), 2) end
-        local ok, err, f = wait(self._getters, loop, again)
-        if not ok then
-          if self._n > 0 and was_woken(f) then wake_first(self._getters) end -- pass the item on
-          error(err, 0)
-        end
-        again = true
-        n = self._n
-      until n > 0
-    end
-    return take(self, n)
-  end
-end
-
-make_methods(Queue, fifo_store, fifo_fetch)
-make_methods(LifoQueue, lifo_store, lifo_fetch)
-make_methods(PriorityQueue, heap_store, heap_fetch)
-
-function Queue:task_done()
-  local u = self._unfinished
-  if u <= 0 then error("aloop.Queue.task_done: called more times than there were items put", 2) end
-  self._unfinished = u - 1
-  if u == 1 then wake_all(self._joiners) end
-end
-
--- Waits until every item put so far has had its task_done().
-function Queue:join()
-  local loop = bind(self, "Queue.join", true)
-  if self._unfinished > 0 then
-    local ok, err = wait(self._joiners, loop)
-    if not ok then error(err, 0) end
-  end
-end
-
--- Python 3.13: put raises QueueShutDown from now on; get does once the queue is empty (at
--- once with `immediate`, which also drops the items and counts them as done). Every waiting
--- put/get wakes up to find out.
-function Queue:shutdown(immediate)
-  self._shutdown = true
-  if immediate then
-    local fetch = getmetatable(self)._fetch
-    while self._n > 0 do
-      fetch(self, self._n)
-      self._n = self._n - 1
-      if self._unfinished > 0 then self._unfinished = self._unfinished - 1 end
-    end
-    if self._unfinished == 0 then wake_all(self._joiners) end
-  end
-  wake_all(self._getters)
-  wake_all(self._putters)
+function queues.PriorityQueue(maxsize, less)
+  maxsize = check_maxsize("PriorityQueue", maxsize)
+  local self = { false, maxsize = maxsize }
+  PriorityQueue._init(self, less)
+  self[1] = new_core("custom", maxsize, heap_store, heap_fetch)
+  return setmetatable(self, PriorityQueue)
 end
 
 function Queue:__tostring()
-  local s = ("<%s maxsize=%s qsize=%d"):format(getmetatable(self).__name, tostring(self.maxsize), self._n)
-  if self._getters.n > 0 then s = s .. (" getters[%d]"):format(self._getters.n) end
-  if self._putters.n > 0 then s = s .. (" putters[%d]"):format(self._putters.n) end
-  if self._unfinished > 0 then s = s .. (" tasks=%d"):format(self._unfinished) end
-  if self._shutdown then s = s .. " shutdown" end
+  local getters, putters, unfinished, shutdown = self:_state()
+  local s = ("<%s maxsize=%s qsize=%d"):format(getmetatable(self).__name, tostring(self.maxsize), self:qsize())
+  if getters > 0 then s = s .. (" getters[%d]"):format(getters) end
+  if putters > 0 then s = s .. (" putters[%d]"):format(putters) end
+  if unfinished > 0 then s = s .. (" tasks=%d"):format(unfinished) end
+  if shutdown then s = s .. " shutdown" end
   return s .. ">"
 end
 LifoQueue.__tostring = Queue.__tostring
