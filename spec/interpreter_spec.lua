@@ -123,6 +123,12 @@ describe("the aloop interpreter", function()
     assert.equal(3, code)
   end)
 
+  it("runs Lua's generational garbage collector", function()
+    local out, err, code = H.aloop_capture([[-e 'print(collectgarbage("incremental"))']])
+    assert.equal(0, code, err)
+    assert.equal("generational\n", out)
+  end)
+
   it("--backend NAME selects the libev backend of new loops", function()
     for _, name in ipairs { "poll", "select" } do
       local out, err, code = H.aloop_capture("--backend " .. name .. [[ -e 'local aio = require "aloop"

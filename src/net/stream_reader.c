@@ -15,9 +15,19 @@ enum { RD_SOURCE = 1, /* the stream feeding it (kept alive) */
        RD_EXC,        /* the error the stream failed with */
        RD_N = RD_EXC };
 
-/* The reader at idx (size and magic number: al_toudata). */
+/*
+** The reader at 1 (size and magic number: al_toudata). A StreamReader (streams.lua's object)
+** stands for its buffer, `_buffer`, which replaces it at 1: the StreamReader's methods are these
+** C functions themselves (no Lua call in between).
+*/
 static al_Reader *check_rd(lua_State *L, int idx) {
-  return AL_CHECKUDATA(L, idx, al_Reader, AL_READER_MAGIC, AL_READER_MT);
+  al_Reader *r = AL_TOUDATA(L, idx, al_Reader, AL_READER_MAGIC);
+  if (r) return r;
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_getfield(L, idx, "_buffer");
+    lua_replace(L, idx);
+  }
+  return AL_CHECKUDATA(L, idx, al_Reader, AL_READER_MAGIC, "aloop.StreamReader");
 }
 
 /* Wakes the task parked in a read (if any); it then reads again. A closed loop's tasks may be
@@ -330,6 +340,64 @@ static const luaL_Reg rd_methods[] = {
     {NULL, NULL},
 };
 
+/* reader:readline(): readuntil("\n") that returns what is left at the end and drops an
+   overlong line. */
+static int rd_readline(lua_State *L) {
+  check_rd(L, 1);
+  lua_settop(L, 1);
+  lua_pushliteral(L, "\n");
+  lua_pushboolean(L, 1);
+  return rd_readuntil(L);
+}
+
+/* reader:readuntil([sep]): sep defaults to "\n". */
+static int rd_readuntil_default(lua_State *L) {
+  check_rd(L, 1);
+  lua_settop(L, 2);
+  if (lua_isnil(L, 2)) lua_pushliteral(L, "\n"), lua_replace(L, 2);
+  lua_pushboolean(L, 0);
+  return rd_readuntil(L);
+}
+
+static int read_slow_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return 1;
+}
+
+/* reader:read([n]): n >= 0 here, in one C call; nil or a negative n (to the end) and bad sizes
+   in streams.lua's function, upvalue 1. */
+static int rd_read_any(lua_State *L) {
+  int isint;
+  lua_Integer n = lua_tointegerx(L, 2, &isint);
+  if (isint && n >= 0) return rd_read(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, 1, 0, read_slow_k);
+  return 1;
+}
+
+/* core._stream_reader_methods(read_slow): the StreamReader's read, readline, readuntil,
+   readexactly and at_eof, each a C call on the object. */
+static int l_stream_reader_methods(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  static const luaL_Reg methods[] = {
+      {"readline", rd_readline},
+      {"readuntil", rd_readuntil_default},
+      {"readexactly", rd_readexactly},
+      {"at_eof", rd_at_eof},
+      {"exception", rd_exception},
+      {"feed_data", rd_feed_data},
+      {"feed_eof", rd_feed_eof},
+      {"set_exception", rd_set_exception},
+      {NULL, NULL},
+  };
+  luaL_newlib(L, methods);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, rd_read_any, 1);
+  lua_setfield(L, -2, "read");
+  return 1;
+}
+
 /* core._reader_methods: streams.lua's C half. */
 void al_reader_open(lua_State *L, int core) {
   if (luaL_newmetatable(L, AL_READER_MT)) {
@@ -343,4 +411,6 @@ void al_reader_open(lua_State *L, int core) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_reader_new);
   lua_setfield(L, core, "_reader_new");
+  lua_pushcfunction(L, l_stream_reader_methods);
+  lua_setfield(L, core, "_stream_reader_methods");
 }

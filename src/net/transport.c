@@ -20,7 +20,14 @@
 
 /* The transport at idx (size and magic number: al_toudata). */
 al_Transport *al_transport_check(lua_State *L, int idx) {
-  return AL_CHECKUDATA(L, idx, al_Transport, AL_TRANSPORT_MAGIC, AL_TRANSPORT_MT);
+  al_Transport *t = AL_TOUDATA(L, idx, al_Transport, AL_TRANSPORT_MAGIC);
+  if (t) return t;
+  if (lua_type(L, idx) == LUA_TTABLE) { /* a StreamWriter: its methods are its transport's */
+    idx = lua_absindex(L, idx);
+    lua_getfield(L, idx, "transport");
+    lua_replace(L, idx);
+  }
+  return AL_CHECKUDATA(L, idx, al_Transport, AL_TRANSPORT_MAGIC, "aloop.Transport or StreamWriter");
 }
 
 void al_transport_push(lua_State *L, al_Transport *t) { lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); }
@@ -523,6 +530,8 @@ void al_transport_open(lua_State *L, int core) {
     lua_pushcfunction(L, tr_tostring);
     lua_setfield(L, -2, "__tostring");
   }
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, core, "_transport_methods"); /* streams.lua's StreamWriter methods */
   lua_pop(L, 1);
   lua_pushcfunction(L, l_transport);
   lua_setfield(L, core, "_transport");

@@ -135,7 +135,8 @@ static inline size_t al_transport_wsize(const al_Transport *t) {
 }
 
 /* transport.c: the object both kinds share. */
-al_Transport *al_transport_check(lua_State *L, int idx); /* in methods of the transport table */
+/* The transport at idx, or the one of the StreamWriter at idx, which then replaces it there. */
+al_Transport *al_transport_check(lua_State *L, int idx);
 void al_transport_push(lua_State *L, al_Transport *t);
 void al_transport_update_reading(al_Transport *t); /* read watcher on or off, per the state */
 /* Calls protocol:name(the nargs values on top) protected; leaves one result (nil when missing

@@ -24,19 +24,14 @@ do
     return loop
   end
 
-  -- The C buffer's methods: one set for every kind of stream.
-  -- The C buffer's methods (one set for every kind of stream); each waits for data itself.
-  local buf_read, buf_readexactly, buf_readuntil, buf_at_eof, buf_exception
-  do
-    local m = core._reader_methods
-    buf_read, buf_readexactly, buf_readuntil = m.read, m.readexactly, m.readuntil
-    buf_at_eof, buf_exception = m.at_eof, m.exception
-  end
-
-  function StreamReader:read(n)
+  -- The StreamReader's methods are C calls on the object (src/net/stream_reader.c): each takes
+  -- what its buffer (_buffer) holds or parks the task on it until more comes. read() to the
+  -- end and bad sizes come back here.
+  local buf_read = core._reader_methods.read
+  local function read_slow(self, n)
     n = n or -1
     if not math.tointeger(n) then -- NaN must not mean "to EOF"
-      error(("aloop.StreamReader:read: an integer size expected, got %s"):format(tostring(n)), 2)
+      error(("aloop.StreamReader:read: an integer size expected, got %s"):format(tostring(n)), 3)
     end
     local buf = self._buffer
     if n >= 0 then return buf_read(buf, n) end
@@ -47,22 +42,7 @@ do
       parts[#parts + 1] = d
     end
   end
-
-  function StreamReader:readline() return buf_readuntil(self._buffer, "\n", true) end
-  function StreamReader:readuntil(sep) return buf_readuntil(self._buffer, sep or "\n", false) end
-  function StreamReader:readexactly(n) return buf_readexactly(self._buffer, n) end
-  function StreamReader:at_eof() return buf_at_eof(self._buffer) end
-
-  -- Feeding a reader by hand (protocols and tests build on it, as on asyncio's):
-  -- aio.StreamReader([limit]) is a reader no stream feeds.
-  local buf_feed_data, buf_feed_eof, buf_set_exception
-  do
-    local m = core._reader_methods
-    buf_feed_data, buf_feed_eof, buf_set_exception = m.feed_data, m.feed_eof, m.set_exception
-  end
-  function StreamReader:feed_data(data) buf_feed_data(self._buffer, data) end
-  function StreamReader:feed_eof() buf_feed_eof(self._buffer) end
-  function StreamReader:set_exception(err) buf_set_exception(self._buffer, err) end
+  for name, fn in pairs(core._stream_reader_methods(read_slow)) do StreamReader[name] = fn end
 
   setmetatable(StreamReader, { __call = function(_, limit)
     if limit ~= nil and (math.type(limit) ~= "integer" or limit <= 0) then
@@ -72,8 +52,6 @@ do
     local loop = running_loop() or core.get_event_loop()
     return setmetatable({ _buffer = core._reader_new(loop, limit), _limit = limit }, StreamReader)
   end })
-  function StreamReader:exception() return buf_exception(self._buffer) end
-
   -- for line in reader:lines() do ... end
   function StreamReader:lines()
     return function()
@@ -82,19 +60,17 @@ do
     end
   end
 
-  function StreamWriter:write(data) self.transport:write(data) end
-  function StreamWriter:writelines(list) self.transport:writelines(list) end
-  function StreamWriter:write_eof() self.transport:write_eof() end
-  function StreamWriter:can_write_eof() return self.transport:can_write_eof() end
-  function StreamWriter:close() self.transport:close() end
-  function StreamWriter:is_closing() return self.transport:is_closing() end
-  function StreamWriter:get_extra_info(name, default)
-    return self.transport:get_extra_info(name, default)
+  -- The StreamWriter's methods are its transport's own C methods (they take the writer for its
+  -- transport). drain() waits while the write buffer is over the high-water mark (one C call)
+  -- and raises once the connection is lost; several tasks may drain at once.
+  do
+    local tm = core._transport_methods
+    for _, name in ipairs { "write", "writelines", "write_eof", "can_write_eof", "close",
+      "is_closing", "get_extra_info" } do
+      StreamWriter[name] = tm[name]
+    end
+    StreamWriter.drain = tm._drain
   end
-
-  -- drain(): waits while the write buffer is over the high-water mark (in C, one call); raises
-  -- once the connection is lost. Several tasks may drain at once, each on its own future.
-  function StreamWriter:drain() return self.transport:_drain() end
 
   -- writer:start_tls(ctx, {server_side=, server_hostname=, ssl_handshake_timeout=}): upgrades
   -- this stream pair to TLS in place (the reader goes on reading cleartext).
