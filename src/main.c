@@ -5,6 +5,7 @@
 ** the message and a traceback and exits 1. --workers N runs the script in N worker processes
 ** under a supervisor (supervisor.c).
 */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,11 @@
 #include <lualib.h>
 
 #include "aloop.h"
+#include "workers/control.h"
 
 static const char *progname = "aloop";
+static int main_argc;     /* the command line, for supervise_self */
+static char **main_argv;
 
 #ifdef ALOOP_HAVE_LIBEDIT
 int luaopen_aloop_lineedit(lua_State *L); /* lineedit.c */
@@ -167,6 +171,37 @@ static int collectargs(char **argv, Opts *o) {
   return 1;
 }
 
+/*
+** The registry's AL_SUPERVISE_KEY (lua/aloop/workers/worker.lua: app:run{workers = N}):
+** supervise_self(nworkers, grace) execs this interpreter again as `argv[0] --workers N --grace S
+** argv[1..]`, so the same script and arguments run as N workers under the supervisor, which
+** keeps this pid. Registered only when the interpreter runs a script file without -i. Returns
+** only on failure: nil and the error message.
+*/
+static int supervise_self(lua_State *L) {
+  lua_Integer nworkers = luaL_checkinteger(L, 1);
+  lua_Number grace = luaL_checknumber(L, 2);
+  luaL_argcheck(L, nworkers >= 0 && nworkers <= 4096, 1, "0..4096 workers expected");
+  luaL_argcheck(L, grace >= 0, 2, "a grace period >= 0 expected");
+  char n[32], g[64];
+  snprintf(n, sizeof n, "%d", (int)nworkers);
+  snprintf(g, sizeof g, "%.17g", (double)grace);
+  char **args = lua_newuserdatauv(L, sizeof *args * ((size_t)main_argc + 5), 0);
+  int k = 0;
+  args[k++] = main_argv[0];
+  args[k++] = "--workers";
+  args[k++] = n;
+  args[k++] = "--grace";
+  args[k++] = g;
+  for (int i = 1; i < main_argc; i++) args[k++] = main_argv[i];
+  args[k] = NULL;
+  fflush(NULL); /* what the script printed so far is not lost with this image */
+  execv("/proc/self/exe", args);
+  lua_pushnil(L);
+  lua_pushfstring(L, "cannot run the supervisor: %s", strerror(errno));
+  return 2;
+}
+
 /* Second pass: run -e and -l in order. */
 static int runargs(lua_State *L, char **argv, int upto) {
   for (int i = 1; i < upto && argv[i]; i++) {
@@ -210,6 +245,12 @@ static int pmain(lua_State *L) {
 #endif
   lua_pop(L, 1);
   createargtable(L, argv, argc, o.script ? o.script : 0);
+  if (o.script && !o.stdin_script && !o.interactive) {
+    main_argc = argc;
+    main_argv = argv;
+    lua_pushcfunction(L, supervise_self);
+    lua_setfield(L, LUA_REGISTRYINDEX, AL_SUPERVISE_KEY);
+  }
   if (o.version) {
     printf("aloop %s (%s, libev %d.%d)\n", ALOOP_VERSION, LUA_RELEASE, ev_version_major(),
            ev_version_minor());

@@ -1,8 +1,9 @@
 /*
 ** The supervisor of `aloop --workers N script args...` (linked into the interpreter only): one
 ** process, no Lua, no threads, a poll() loop. It fork+execs N workers running the script (clean
-** state each), binds the listening sockets they ask for once per address and hands them over
-** the control socket (src/workers/control.h), so the accept queue outlives every worker. It
+** state each), binds the listening sockets they ask for (TCP or Unix) once per address and
+** hands them over the control socket (src/workers/control.h), so the accept queue outlives every
+** worker; after a rolling restart it closes those the new workers do not ask for. It
 ** relays each worker's stderr (keeping its tail for error reports), restarts workers that die
 ** (with backoff; a worker that keeps failing before it is ready ends the supervisor with its
 ** error), and obeys signals: SIGTERM/SIGINT graceful stop, SIGQUIT fast stop, SIGHUP rolling
@@ -21,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +45,7 @@ typedef struct Worker {
   int ctl;      /* the supervisor's end of its control socket, -1 after EOF */
   int err;      /* the read end of its stderr pipe, -1 after EOF */
   int ready, stopping;
+  int listens; /* listening sockets it asked for */
   double started, kill_at;
   char tail[TAIL_SIZE];
   size_t tail_len;
@@ -50,6 +54,7 @@ typedef struct Worker {
 typedef struct Listener {
   al_CtlListen key; /* op/backlog ignored */
   int fd;
+  unsigned gen; /* the newest reload generation a worker asked for it in */
 } Listener;
 
 typedef struct Slot {
@@ -74,8 +79,11 @@ static struct {
   int stopping; /* 1: graceful, 2: fast */
   unsigned gen;
   int reload_id; /* the slot the rolling restart is at, 0: none */
+  int prune;     /* a reload is done: drop the listeners its workers do not use, once they listen */
   int status;
 } S;
+
+static void prune_listeners(void);
 
 static double now(void) {
   struct timespec ts;
@@ -216,6 +224,7 @@ static void reload_step(void) {
     int id = S.reload_id;
     if (id > S.target) {
       S.reload_id = 0;
+      S.prune = 1;
       say("reload done");
       return;
     }
@@ -247,6 +256,7 @@ static void maintain(void) {
   for (int id = 1; id <= S.target; id++)
     if (!find_worker(id, -1) && slot(id)->start_at <= t) spawn(id);
   reload_step();
+  prune_listeners();
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -358,19 +368,57 @@ static int same_key(const al_CtlListen *a, const al_CtlListen *b) {
          memcmp(&a->addr, &b->addr, a->addrlen) == 0;
 }
 
+/* The path of a Unix listener's socket file, NULL for an abstract or unnamed one. */
+static const char *unix_path(const al_CtlListen *key) {
+  const struct sockaddr_un *un = (const struct sockaddr_un *)&key->addr;
+  if (key->family != AF_UNIX || key->addrlen <= offsetof(struct sockaddr_un, sun_path) ||
+      un->sun_path[0] == '\0')
+    return NULL;
+  return un->sun_path;
+}
+
+/* A request whose address is what al_check_sockaddr makes: a Unix path ends with its NUL. */
+static int valid_request(const al_CtlListen *req) {
+  if (req->addrlen > sizeof req->addr) return 0;
+  if (req->family == AF_INET || req->family == AF_INET6) return 1;
+  if (req->family != AF_UNIX || req->addrlen < offsetof(struct sockaddr_un, sun_path)) return 0;
+  const struct sockaddr_un *un = (const struct sockaddr_un *)&req->addr;
+  size_t n = req->addrlen - offsetof(struct sockaddr_un, sun_path);
+  return n == 0 || un->sun_path[0] == '\0' || memchr(un->sun_path, '\0', n) != NULL;
+}
+
+/* Binds a Unix socket as create_unix_server does: a stale file (nobody accepting) is replaced. */
+static int bind_unix(int s, const al_CtlListen *req) {
+  const struct sockaddr *sa = (const struct sockaddr *)&req->addr;
+  if (bind(s, sa, req->addrlen) == 0) return 0;
+  const char *path = unix_path(req);
+  if (errno != EADDRINUSE || !path) return -1;
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe < 0) return -1;
+  int alive = connect(probe, sa, req->addrlen) == 0 || errno != ECONNREFUSED;
+  close(probe);
+  if (alive) return errno = EADDRINUSE, -1;
+  unlink(path);
+  return bind(s, sa, req->addrlen);
+}
+
 /* The socket for a request: bound and listening once per (address, nth); an errno if not. */
-static int listener_for(const al_CtlListen *req, int *fd) {
+static int listener_for(const al_CtlListen *req, unsigned gen, int *fd) {
   for (int i = 0; i < S.nls; i++)
-    if (same_key(&S.ls[i].key, req)) return *fd = S.ls[i].fd, 0;
-  if (req->addrlen > sizeof req->addr || (req->family != AF_INET && req->family != AF_INET6))
-    return EINVAL;
+    if (same_key(&S.ls[i].key, req)) {
+      if (S.ls[i].gen < gen) S.ls[i].gen = gen;
+      return *fd = S.ls[i].fd, 0;
+    }
+  if (!valid_request(req)) return EINVAL;
   int s = socket(req->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s < 0) return errno;
   int one = 1;
-  if (req->reuse_address) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (req->reuse_address && req->family != AF_UNIX)
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (req->family == AF_INET6) setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(s, (const struct sockaddr *)&req->addr, req->addrlen) < 0 ||
-      listen(s, req->backlog > 0 ? req->backlog : SOMAXCONN) < 0) {
+  int bound = req->family == AF_UNIX ? bind_unix(s, req)
+                                     : bind(s, (const struct sockaddr *)&req->addr, req->addrlen);
+  if (bound < 0 || listen(s, req->backlog > 0 ? req->backlog : SOMAXCONN) < 0) {
     int err = errno;
     close(s);
     return err;
@@ -378,13 +426,38 @@ static int listener_for(const al_CtlListen *req, int *fd) {
   S.ls = realloc(S.ls, sizeof *S.ls * (S.nls + 1));
   if (!S.ls) abort();
   S.ls[S.nls].key = *req;
+  S.ls[S.nls].gen = gen;
   S.ls[S.nls++].fd = s;
   return *fd = s, 0;
 }
 
+/* Closes a listener (a Unix one's socket file goes with it). */
+static void close_listener(Listener *l) {
+  const char *path = unix_path(&l->key);
+  if (path) unlink(path);
+  close(l->fd);
+}
+
+/* After a reload, once every worker of the new generation asked for a listening socket (it set
+   up its servers; one that listens only after an await is waited for), the listeners none of
+   them asked for are closed: new connections there are refused instead of queueing for nobody. */
+static void prune_listeners(void) {
+  if (!S.prune || S.reload_id) return;
+  for (int i = 0; i < S.nw; i++)
+    if (S.w[i].gen == S.gen && !S.w[i].stopping && !S.w[i].listens) return;
+  S.prune = 0;
+  int kept = 0;
+  for (int i = 0; i < S.nls; i++) {
+    if (S.ls[i].gen == S.gen) S.ls[kept++] = S.ls[i];
+    else close_listener(&S.ls[i]);
+  }
+  S.nls = kept;
+}
+
 static void reply_listen(Worker *w, const al_CtlListen *req) {
   int fd = -1;
-  al_CtlReply rep = {listener_for(req, &fd)};
+  al_CtlReply rep = {listener_for(req, w->gen, &fd)};
+  if (rep.err == 0) w->listens++;
   struct iovec iov = {&rep, sizeof rep};
   union {
     char buf[CMSG_SPACE(sizeof(int))];
@@ -513,7 +586,7 @@ int al_supervise(const char *progname, char **worker_argv, int nworkers, double 
   }
   signal(SIGPIPE, SIG_IGN); /* a worker gone while we reply: EPIPE, not death */
   run();
-  for (int i = 0; i < S.nls; i++) close(S.ls[i].fd);
+  for (int i = 0; i < S.nls; i++) close_listener(&S.ls[i]);
   close(S.sigfd);
   free(S.ls);
   free(S.slots);

@@ -285,7 +285,7 @@ asyncio.run(main())
   end)
 
   it_fds("shuts down gracefully: idle connections close, in-flight requests finish", function()
-    local app = http.App {}
+    local app = http.App { header_timeout = 60 }
     local release = aio.get_running_loop():create_future()
     local started = aio.get_running_loop():create_future()
     app:get("/wait", function() started:set_result() aio.await(release) return "done" end)
@@ -299,9 +299,14 @@ asyncio.run(main())
     local r2, w2 = aio.open_connection("127.0.0.1", port)
     w2:write("GET /wait HTTP/1.1\r\n\r\n")
     aio.await(started)
+    local r3, w3 = aio.open_connection("127.0.0.1", port) -- accepted, nothing sent yet
+    H.settle()
+    assert.equal(3, srv.nconns)
     local stopping = aio.create_task(function() srv:shutdown(5) end)
     H.settle()
     assert.equal("", T.within(5, r1.read, r1, -1)) -- the idle one was closed
+    assert.equal("", T.within(5, r3.read, r3, -1)) -- so was the silent one (no 408)
+    w3:close()
     release:set_result()
     local out = T.within(5, r2.read, r2, -1)
     assert.truthy(out:find("Connection: close\r\n", 1, true))

@@ -5,106 +5,30 @@
 -- on 127.0.0.1 and checks that no process of the group is left at the end.
 local aio = require "aloop"
 local H = require "spec.helper"
+local W = require "spec.workers_helper"
 
-local async, PIPE = H.async, aio.subprocess.PIPE
+local async = H.async
 local fixture = H.root .. "/spec/fixtures/worker_server.lua"
-local WAIT = 15 -- seconds any one expected line may take (ASan builds are slow)
-local TOOL = "env -u LD_PRELOAD " -- system tools run without the ASan preload (pgrep hangs in it)
+local WAIT, TOOL, group_alive, group_gone = W.WAIT, W.TOOL, W.group_alive, W.group_gone
 
-local Supervisor = {}
-Supervisor.__index = Supervisor
-
-local function collect(sup, stream, into)
-  for line in stream:lines() do
-    into[#into + 1] = line
-    sup.changed:set()
-  end
-  into.eof = true
-  sup.changed:set()
-end
-
--- start(nworkers, mode [, {grace=, script=}]) -> a Supervisor (to-be-closed: kills the group).
+-- start(nworkers, mode [, {grace=, script=, path=}]) -> a Supervisor (to-be-closed: kills the
+-- group); path: the workers serve that Unix socket instead of a port.
 local function start(nworkers, mode, opts)
   opts = opts or {}
-  local p = aio.create_subprocess_exec("setsid", H.bin, "--workers", tostring(nworkers),
-    "--grace", tostring(opts.grace or 5), opts.script or fixture, mode or "serve",
-    { stdout = PIPE, stderr = PIPE })
-  local sup = setmetatable({ p = p, pid = p.pid, out = {}, err = {}, changed = aio.Event() },
-    Supervisor)
-  sup.readers = { aio.create_task(collect, sup, p.stdout, sup.out),
-    aio.create_task(collect, sup, p.stderr, sup.err) }
-  return sup
+  local args = { "--workers", tostring(nworkers), "--grace", tostring(opts.grace or 5),
+    opts.script or fixture, mode or "serve", opts.path }
+  return W.spawn(table.unpack(args))
 end
 
-function Supervisor:report()
-  return "\nstdout:\n" .. table.concat(self.out) .. "stderr:\n" .. table.concat(self.err)
-end
-
--- Waits until pred() holds (each new line re-checks it); fails after WAIT seconds.
-function Supervisor:wait_until(pred, what)
-  local loop = aio.get_running_loop()
-  local deadline = loop:time() + WAIT
-  while not pred() do
-    local left = deadline - loop:time()
-    if left <= 0 then error("timed out waiting for " .. what .. self:report(), 2) end
-    self.changed:clear()
-    pcall(aio.wait_for, aio.coro(self.changed.wait, self.changed), left)
-  end
-end
-
--- The captures of the stdout lines matching pattern.
-function Supervisor:lines(pattern)
-  local found = {}
-  for _, l in ipairs(self.out) do
-    local c = table.pack(l:match(pattern))
-    if c[1] then found[#found + 1] = c end
-  end
-  return found
-end
-
-function Supervisor:stderr() return table.concat(self.err) end
-
--- Waits for n "listening" lines; returns the port and the lines ({port, id, count, pid}).
-local LISTENING = "^listening\t(%d+)\t(%d+)\t(%d+)\t(%d+)"
-function Supervisor:listening(n)
-  self:wait_until(function() return #self:lines(LISTENING) >= n end, n .. " listening lines")
-  local ls = self:lines(LISTENING)
-  return tonumber(ls[1][1]), ls
-end
-
-function Supervisor:signal(sig) self.p:send_signal(sig) end
-
--- Waits for the supervisor's exit and the end of its output; returns its exit code.
-function Supervisor:finish()
-  local code = aio.wait_for(aio.coro(self.p.wait, self.p), WAIT)
-  aio.wait_for(aio.coro(aio.gather, table.unpack(self.readers)), WAIT)
-  return code
-end
-
-local function group_alive(pgid)
-  local _, code = H.sh(TOOL .. "pgrep -g " .. pgid)
-  return code == 0
-end
-
--- Waits (polling, at most WAIT seconds) until no process of the group is left: orphaned
--- workers close their output before the kernel is done with them.
-local function group_gone(pgid)
-  local loop = aio.get_running_loop()
-  local deadline = loop:time() + WAIT
-  while group_alive(pgid) and loop:time() < deadline do aio.sleep(0.05) end
-  return not group_alive(pgid)
-end
-
--- Kills whatever a failed test left behind.
-function Supervisor:__close()
-  if group_alive(self.pid) then os.execute(TOOL .. "kill -9 -- -" .. self.pid .. " 2>/dev/null") end
-  if self.p.returncode == nil then aio.wait_for(aio.coro(self.p.wait, self.p), WAIT) end
-  for _, t in ipairs(self.readers) do t:cancel() end
-end
-
--- Sends a line to the shared port; returns the answering worker's id and pid.
+-- Sends a line to the shared port (or Unix socket path); returns the answering worker's id
+-- and pid.
 local function ask(port, line)
-  local reader, writer = aio.open_connection("127.0.0.1", port)
+  local reader, writer
+  if type(port) == "string" then
+    reader, writer = aio.open_unix_connection(port)
+  else
+    reader, writer = aio.open_connection("127.0.0.1", port)
+  end
   writer:write(line or "hi\n")
   local answer = reader:readline()
   writer:close()
@@ -113,11 +37,7 @@ local function ask(port, line)
   return tonumber(id), pid
 end
 
-local function stop_cleanly(sup)
-  sup:signal("SIGTERM")
-  assert.equal(0, sup:finish(), sup:report())
-  assert.is_false(group_alive(sup.pid))
-end
+local stop_cleanly = W.stop_cleanly
 
 describe("aloop --workers", function()
   it("leaves aio.worker.id nil outside a supervisor", function()
@@ -148,6 +68,48 @@ describe("aloop --workers", function()
     table.sort(ids)
     assert.same({ 1, 2, 3 }, ids)
     stop_cleanly(sup)
+  end, { timeout = 60 }))
+
+  it("shares a Unix socket among the workers; its file goes when the supervisor stops",
+    async(function()
+      local path = os.tmpname()
+      os.remove(path)
+      local stale = aio.socket.socket("unix") -- a socket file nobody accepts on
+      stale:bind(path)
+      stale:close()
+      local sup <close> = start(2, "once", { path = path })
+      sup:listening(2)
+      -- Each worker answers one connection, then closes its server: the file stays (it is the
+      -- supervisor's), and the next connection reaches the other worker.
+      local ids = { (ask(path)), (ask(path)) }
+      table.sort(ids)
+      assert.same({ 1, 2 }, ids)
+      stop_cleanly(sup)
+      assert.is_nil(io.open(path))
+    end, { timeout = 60 }))
+
+  it("closes a listening socket the reloaded workers no longer ask for", async(function()
+    local sock_path = os.tmpname()
+    os.remove(sock_path)
+    local path = H.tmpfile(("return loadfile(%q)('serve')\n"):format(fixture))
+    local sup <close> = start(2, "serve", { script = path })
+    local port = sup:listening(2)
+    ask(port)
+    local f = assert(io.open(path, "w")) -- the new code serves a Unix socket instead
+    f:write(("return loadfile(%q)('serve', %q)\n"):format(fixture, sock_path))
+    f:close()
+    sup:signal("SIGHUP")
+    sup:wait_until(function()
+      return sup:stderr():find("reload done", 1, true) and #sup:lines("^exit") >= 2
+    end, "the reload")
+    os.remove(path)
+    -- The old workers are gone and the supervisor closed the port: refused, not queued.
+    local ok, err = pcall(aio.open_connection, "127.0.0.1", port)
+    assert.is_false(ok)
+    assert.is_true(aio.iserror(err, aio.ConnectionRefusedError), tostring(err))
+    ask(sock_path)
+    stop_cleanly(sup)
+    assert.is_nil(io.open(sock_path))
   end, { timeout = 60 }))
 
   it("runs one worker per CPU with N = 0", async(function()

@@ -11,6 +11,7 @@
 */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -375,6 +376,35 @@ static int tr_resume_reading(lua_State *L) {
   return 0;
 }
 
+/*
+** tr:_read_rest(): the writer of this read pipe has exited (a subprocess's stdout or stderr once
+** the child is reaped). What the pipe holds is read into the reader now, past the reader's limit,
+** so that the EOF behind it closes the pipe: a finished process holds no fd and its output stays
+** readable. Without this a reader nobody reads (a cancelled communicate(), output only waited
+** for) stops at its limit, never sees the EOF and keeps the fd until the loop closes. At most the
+** pipe's capacity is read: a grandchild still writing to an inherited write end cannot keep the
+** loop here (the pipe then stays open until that EOF, as it must).
+*/
+static int tr_read_rest(lua_State *L) {
+  al_Transport *t = al_transport_check(L, 1);
+  if (t->kind != AL_TR_PIPE || !t->reader || t->filter || t->closing || t->read_eof) return 0;
+  int cap = fcntl(t->fd, F_GETPIPE_SZ);
+  size_t taken = 0, most = cap > 0 ? (size_t)cap : AL_READ_CHUNK;
+  while (taken <= most && !t->closing) {
+    ssize_t n = io_read(t, al_reader_space(L, t->reader, AL_READ_CHUNK), AL_READ_CHUNK);
+    if (n > 0) {
+      al_reader_commit(L, t->reader, (size_t)n);
+      taken += (size_t)n;
+    } else {
+      if (n == 0) al_stream_eof(L, t, 1);
+      else if (errno != EAGAIN && errno != EWOULDBLOCK) io_error(L, t, 1, errno, "read");
+      return 0;
+    }
+  }
+  al_transport_update_reading(t); /* no EOF yet: the reader's limit holds again */
+  return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Stream mode and filters. */
 
@@ -427,5 +457,6 @@ const luaL_Reg al_stream_methods[] = {
     {"resume_reading", tr_resume_reading},
     {"_reader", tr_reader},
     {"_close_at_eof", tr_close_at_eof},
+    {"_read_rest", tr_read_rest},
     {NULL, NULL},
 };

@@ -13,6 +13,10 @@
 #define AL_WORKER_ENV_COUNT "ALOOP_WORKER_COUNT" /* N when the worker started */
 #define AL_WORKER_ENV_GRACE "ALOOP_WORKER_GRACE" /* seconds a graceful stop may take */
 
+/* The registry field where the interpreter (src/main.c) keeps its supervise_self(n, grace): exec
+   itself under the supervisor with the same script and arguments (app:run{workers = N}). */
+#define AL_SUPERVISE_KEY "aloop.supervise_self"
+
 enum {
   AL_CTL_READY = 1, /* worker -> supervisor: serving (no reply) */
   AL_CTL_LISTEN,    /* worker -> supervisor: an al_CtlListen; reply al_CtlReply (+ the fd) */

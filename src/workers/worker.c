@@ -2,7 +2,8 @@
 ** The worker's side of `aloop --workers N` (the supervisor is src/supervisor.c): the control
 ** socket the supervisor named in ALOOP_WORKER_FD, listening sockets asked of the supervisor
 ** (they come back with SCM_RIGHTS), the ready message, and noticing the supervisor's death
-** (EOF on the control socket). The Lua half is lua/aloop/workers/worker.lua.
+** (EOF on the control socket); and, outside a supervisor, running the script again under one
+** (app:run{workers = N}). The Lua half is lua/aloop/workers/worker.lua.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -152,12 +153,29 @@ static int l_worker_terminate_self(lua_State *L) {
   return 0;
 }
 
+/* core._worker_supervise(nworkers, grace): this script again as nworkers workers under the
+   supervisor (the interpreter's supervise_self: an exec that does not return). Returns nil and
+   why not: not the aloop interpreter running a script file, or the exec failed. */
+static int l_worker_supervise(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, AL_SUPERVISE_KEY) != LUA_TFUNCTION) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "it needs the aloop interpreter running a script file "
+                       "(`aloop script.lua`, not -e, stdin, -i or an embedding host)");
+    return 2;
+  }
+  lua_insert(L, 1);
+  lua_call(L, 2, 2);
+  return 2;
+}
+
 static const luaL_Reg worker_funcs[] = {
     {"_worker", l_worker},
     {"_worker_ready", l_worker_ready},
     {"_worker_listen", l_worker_listen},
     {"_worker_orphaned", l_worker_orphaned},
     {"_worker_terminate_self", l_worker_terminate_self},
+    {"_worker_supervise", l_worker_supervise},
     {NULL, NULL},
 };
 

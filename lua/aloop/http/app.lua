@@ -1,7 +1,11 @@
 -- http.App: routes (app:get/post/put/patch/delete/route), middleware (app:use), lifecycle hooks
 -- (app:on "startup"/"shutdown") and app:run{}, which serves until SIGINT or SIGTERM and then
--- shuts down gracefully. The limits and timeouts given to http.App{} apply to its server.
+-- shuts down gracefully, in this process or (workers = N) in N processes under the supervisor
+-- of `aloop --workers` (API.md §15). The limits and timeouts given to http.App{} apply to its
+-- server.
 local aio = require "aloop"
+local core = require "aloop.core"
+local worker = require "aloop.workers.worker"
 local router = require "aloop.http.router"
 local errors = require "aloop.http.errors"
 local server = require "aloop.http.server"
@@ -94,26 +98,57 @@ function App:dispatcher()
   return handle
 end
 
--- run{host=, port=, ssl=, shutdown_timeout=30, ready=fn(srv)}: serves until SIGINT/SIGTERM (blocks)
+-- The grace period app:run{workers=} gives the supervisor, and the shutdown timeout: in a
+-- worker, not longer than the supervisor waits before it kills the worker.
+local function shutdown_timeout(opts)
+  local t = opts.shutdown_timeout
+  if t ~= nil and (type(t) ~= "number" or t < 0) then
+    error("aloop.http.App:run: shutdown_timeout must be a number >= 0", 3)
+  end
+  t = t or 30
+  if worker.grace and worker.grace < t then t = worker.grace end
+  return t
+end
+
+-- workers = N (0: one per CPU) outside a supervisor: this script again, under one (no return).
+local function supervise(workers, timeout)
+  if math.type(workers) ~= "integer" or workers < 0 or workers > 4096 then
+    error("aloop.http.App:run: workers must be an integer from 0 (one per CPU) to 4096", 3)
+  end
+  if core._running_loop() then
+    error(("aloop.http.App:run: workers = %d must be called outside a running loop")
+      :format(workers), 3)
+  end
+  local _, why = worker.supervise(workers, timeout)
+  error("aloop.http.App:run: workers = " .. workers .. " cannot start the supervisor: " .. why, 3)
+end
+
+-- run{host=, port=, ssl=, workers=, shutdown_timeout=30, ready=fn(srv)}: serves until SIGINT or
+-- SIGTERM (blocks), then srv:shutdown(shutdown_timeout) and the "shutdown" hooks. workers = N
+-- (N ~= 1; 0: one per CPU) in a plain `aloop app.lua` execs `aloop --workers N --grace
+-- shutdown_timeout app.lua args...`: the same script runs in N workers, where app:run serves
+-- on the listening socket the supervisor bound once for host and port. Under a supervisor
+-- workers= is not looked at (the command line's --workers counts), and SIGINT is left to the
+-- supervisor (it stops the workers with SIGTERM).
 function App:run(opts)
   opts = opts or {}
-  if opts.workers and opts.workers ~= 1 then
-    error("aloop.http.App:run: workers= needs aloop --workers, which is not built yet", 2)
+  local timeout = shutdown_timeout(opts)
+  if opts.workers ~= nil and opts.workers ~= 1 and not aio.worker.id then
+    supervise(opts.workers, timeout)
   end
   local app = self
+  local signals = aio.worker.id and { "SIGTERM" } or { "SIGINT", "SIGTERM" }
   return aio.run(function()
     local loop = aio.get_running_loop()
     for _, fn in ipairs(app.hooks.startup) do fn(app) end
     local srv = server.serve(app, opts.host or "127.0.0.1", opts.port or 8080, opts)
     local stop = loop:create_future()
     local function on_signal() if not stop:done() then stop:set_result() end end
-    loop:add_signal_handler("SIGINT", on_signal)
-    loop:add_signal_handler("SIGTERM", on_signal)
+    for _, sig in ipairs(signals) do loop:add_signal_handler(sig, on_signal) end
     if opts.ready then opts.ready(srv) end
     aio.await(stop)
-    loop:remove_signal_handler("SIGINT")
-    loop:remove_signal_handler("SIGTERM")
-    srv:shutdown(opts.shutdown_timeout or 30)
+    for _, sig in ipairs(signals) do loop:remove_signal_handler(sig) end
+    srv:shutdown(timeout)
     for _, fn in ipairs(app.hooks.shutdown) do fn(app) end
   end)
 end

@@ -2,8 +2,9 @@
 -- requests (keep-alive, pipelined requests answered in order), the handler's result is
 -- serialised in C and written once. Limits answer 400/408/413/431 and close; the header, body
 -- and keep-alive timeouts are one periodic sweep over the connections (no timer per request).
--- srv:shutdown(timeout) stops accepting, closes idle connections, lets in-flight requests end
--- with Connection: close, then cancels what is left.
+-- srv:shutdown(timeout) stops accepting, closes idle connections (kept alive, or accepted with
+-- nothing received yet), lets in-flight requests end with Connection: close, then cancels what
+-- is left. Under `aloop --workers` a worker's graceful stop runs it.
 local aio = require "aloop"
 local core = require "aloop.core"
 local Wire = require "aloop.http.wire"
@@ -332,6 +333,8 @@ function server.serve(app, host, port, opts)
   end, host, port, { reuse_port = opts.reuse_port, backlog = opts.backlog, sock = opts.sock,
     ssl = opts.ssl, ssl_handshake_timeout = opts.ssl_handshake_timeout })
   srv.sockets = srv.server.sockets
+  -- a worker's graceful stop (aloop.workers.worker) closes the idle connections at once
+  srv.server._graceful_stop = function(timeout) srv:shutdown(timeout) end
   srv.now = loop:time()
   srv.sweeper = loop:call_later(srv.tick, sweep, srv)
   return srv
@@ -340,14 +343,15 @@ end
 -- srv:port() -> the port of the first listening socket
 function Server:port() return self.sockets[1]:getsockname()[2] end
 
--- shutdown(timeout = 30): stop accepting, close idle keep-alive connections, let in-flight
--- requests finish (answered with Connection: close) for up to timeout seconds, then cancel.
+-- shutdown(timeout = 30): stop accepting, close idle connections (keep-alive ones between
+-- requests, and those that sent nothing yet), let in-flight requests finish (answered with
+-- Connection: close) for up to timeout seconds, then cancel.
 function Server:shutdown(timeout)
   if self.stopped then return end
   self.closing = true
   self.server:close()
-  for conn in pairs(self.conns) do
-    if conn.phase == "idle" and conn.wire.parser:idle() and not conn.wire:pending() then
+  for conn in pairs(self.conns) do -- idle: between requests, or no byte since the accept
+    if (conn.phase == "idle" or conn.phase == "head") and conn.wire:quiet() then
       conn.timed_out = "idle"
       conn.task:cancel()
     end

@@ -28,6 +28,11 @@ end
 -- The events are there without reading?
 function Wire:pending() return self.ei <= self.en end
 
+-- Nothing received is left to handle: no parsed event, no partial message, no byte buffered.
+function Wire:quiet()
+  return self.ei > self.en and self.parser:idle() and buf_buffered(self.buf) == 0
+end
+
 -- Writes what send() queued.
 function Wire:flush()
   local out = self.out

@@ -115,11 +115,16 @@ do
     call(st, "connection_lost", nil)
   end
 
-  -- The child exited: its stdin pipe is closed (what is buffered is still flushed), as its read
-  -- pipes close at EOF, so no fd outlives a process that was waited for.
+  -- The child exited: its stdin pipe is closed (what is buffered is still flushed), and its read
+  -- pipes in stream mode take what the child left in them, past a full StreamReader's limit, so
+  -- they reach their EOF and close: no fd outlives a process that was waited for, even when
+  -- nobody reads its output (a protocol's pipes are left as the protocol paused them).
   local function on_exit(tr)
     local st = tr:_state()
     if st.pipes[0] then st.pipes[0]:close() end
+    for fd = 1, 2 do
+      if st.pipes[fd] then st.pipes[fd]:_read_rest() end
+    end
     call(st, "process_exited")
     local rc = tr:get_returncode()
     local waiters = st.waiters
@@ -278,11 +283,6 @@ do
   end
 
   local function new_process(loop, argv, opts)
-    local pg = opts.process_group
-    if pg ~= nil and (math.type(pg) ~= "integer" or pg < 0) then
-      bad(fn, "process_group must be a process group id >= 0 (0: a new group), got %s",
-        tostring(pg))
-    end
     local limit = opts.limit or DEFAULT_LIMIT
     local tr, st = start(loop, argv, opts, nil, limit)
     local p = setmetatable({ pid = tr:get_pid(), _transport = tr }, Process)

@@ -324,11 +324,16 @@ function Loop:create_unix_connection(factory, path, opts)
 end
 
 -- create_unix_server(factory, path, {sock=, backlog=, start_serving=}): a stale socket file
--- (nobody accepting) is replaced; the file is removed when the server closes.
+-- (nobody accepting) is replaced; the file is removed when the server closes (under `aloop
+-- --workers`: when the supervisor closes the socket it bound for every worker).
 function Loop:create_unix_server(factory, path, opts)
   opts = opts or {}
   factory = server_factory(factory, opts, "create_unix_server")
-  local sock = opts.sock
+  local sock, shared = opts.sock, nil
+  if not sock then -- under `aloop --workers` the supervisor binds the path, once for all
+    shared = worker.shared_socket({ family = socket.AF_UNIX, addr = path }, opts)
+    sock = shared
+  end
   if not sock then
     sock = socket.socket("unix")
     local ok, err = pcall(sock.bind, sock, path)
@@ -347,7 +352,7 @@ function Loop:create_unix_server(factory, path, opts)
     end
   end
   local server = new_server(self, { sock }, factory, opts)
-  if not opts.sock then server._unlink = path end
+  if not opts.sock and not shared then server._unlink = path end -- a shared one: the supervisor
   return server
 end
 

@@ -1,12 +1,14 @@
 -- aloop.workers.worker: this process's side of `aloop --workers N` (the supervisor is
 -- src/supervisor.c, the C half src/workers/worker.c). aio.worker.id (1..N) and .count, nil when
--- not supervised. Under a supervisor: create_server's listening sockets come from it (bound
--- once, shared by every worker); the first loop that runs tells it the worker is ready; every
--- running loop watches the control socket (the supervisor's death stops the worker as SIGTERM
--- does) and, unless the script handles SIGTERM itself, SIGTERM stops the worker gracefully:
--- its servers stop accepting, the connections they accepted get the grace period to finish,
--- then the servers close and what the loop runs ends (run_until_complete's future, so aio.run's
--- main, is cancelled and returns nothing; run_forever stops).
+-- not supervised. Under a supervisor: create_server's and create_unix_server's listening
+-- sockets come from it (bound once, shared by every worker); the first loop that runs tells it
+-- the worker is ready; every running loop watches the control socket (the supervisor's death
+-- stops the worker as SIGTERM does) and, unless the script handles SIGTERM itself, SIGTERM
+-- stops the worker gracefully: its servers stop accepting, the connections they accepted get
+-- the grace period to finish (a server with a _graceful_stop(grace) function, http.serve's,
+-- does that itself: its idle keep-alive connections close at once), then the servers close
+-- and what the loop runs ends (run_until_complete's future, so aio.run's main, is cancelled
+-- and returns nothing; run_forever stops). Not supervised: supervise() starts the supervisor.
 local core = require "aloop.core"
 local tasks = require "aloop.core.tasks"
 
@@ -16,8 +18,13 @@ local worker = { worker = { id = info and info.id, count = info and info.count }
 if not info then
   function worker.shared_socket() return nil end
   function worker.add_server() end
+  -- supervise(n, grace): this script again as n workers under the supervisor (app:run{workers
+  -- = n}): an exec that does not return; nil and why not.
+  function worker.supervise(n, grace) return core._worker_supervise(n, grace) end
   return worker
 end
+
+worker.grace = info.grace -- seconds the supervisor waits for a stopping worker
 
 local Loop, isfuture = core.Loop, core.isfuture
 local weak = { __mode = "k" }
@@ -28,9 +35,10 @@ local stopped = setmetatable({}, weak) -- futures the graceful stop cancelled
 local watched = setmetatable({}, weak) -- loops watching the control socket
 local ready_sent, stopping = false, false
 
--- The supervisor's socket for create_server's address ai (nil with reuse_port: then each
--- worker binds its own with SO_REUSEPORT). The nth socket a worker asks for at an address is
--- the nth the supervisor bound there, so port 0 means the same port in every worker.
+-- The supervisor's socket for create_server's (or create_unix_server's) address ai (nil with
+-- reuse_port: then each worker binds its own with SO_REUSEPORT). The nth socket a worker asks
+-- for at an address is the nth the supervisor bound there, so port 0 means the same port in
+-- every worker.
 function worker.shared_socket(ai, opts)
   if opts.reuse_port then return nil end
   local key = ai.family .. " " .. tostring(ai.addr)
@@ -61,9 +69,13 @@ local function graceful_stop(loop)
   stopping = true
   loop:create_task(function()
     local mine = stop_accepting(loop)
-    local closing = {} -- the connections the servers accepted (Server._clients)
+    local closing = {} -- what ends when the servers' connections are done
     for _, s in ipairs(mine) do
-      for tr in pairs(s._clients) do closing[#closing + 1] = tr:_wait_closed() end
+      if s._graceful_stop then -- a server that knows its idle connections (http.serve's)
+        closing[#closing + 1] = loop:create_task(s._graceful_stop, info.grace)
+      else -- the connections the server accepted (Server._clients)
+        for tr in pairs(s._clients) do closing[#closing + 1] = tr:_wait_closed() end
+      end
     end
     if #closing > 0 then tasks.wait(closing, { timeout = info.grace }) end
     for _, s in ipairs(mine) do
