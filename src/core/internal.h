@@ -232,7 +232,6 @@ al_State *al_state(lua_State *L); /* a registry lookup: hot functions use AL_UPS
 #define AL_UPSTATE(L) ((al_State *)lua_touserdata((L), lua_upvalueindex(1)))
 void al_setmt(lua_State *L, al_State *st, int which); /* metatable of the value on top */
 void al_cachemt(lua_State *L, int idx, int which); /* al_setmt's ref to the metatable at idx */
-void al_newmt(lua_State *L, const char *name, int which); /* luaL_newmetatable + cache */
 /*
 ** The class recipe of every aloop object (Lua's liolib createmeta): the metatable `name`
 ** (luaL_newmetatable, which sets the __name that type errors show) gets the metamethods of `meta`

@@ -40,12 +40,6 @@ void al_cachemt(lua_State *L, int idx, int which) {
   al_state(L)->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* Creates (or finds) the metatable `name`, leaves it on the stack and caches a ref to it. */
-void al_newmt(lua_State *L, const char *name, int which) {
-  luaL_newmetatable(L, name);
-  al_cachemt(L, -1, which);
-}
-
 void al_new_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
   luaL_newmetatable(L, name);
   if (meta) luaL_setfuncs(L, meta, 0);

@@ -789,21 +789,19 @@ static const luaL_Reg module_funcs[] = {
 };
 
 void al_task_open(lua_State *L, int core) {
-  al_newmt(L, AL_TASK_MT, AL_MT_TASK);
-  lua_newtable(L);
-  luaL_setfuncs(L, al_future_methods, 0);
+  static const luaL_Reg meta[] = {
+      {"__tostring", task_tostring},
+      {"__gc", al_future_gc},
+      {NULL, NULL},
+  };
+  al_new_class(L, AL_TASK_MT, al_future_methods, meta);
+  al_cachemt(L, -2, AL_MT_TASK);
   luaL_setfuncs(L, task_methods, 0);
-  lua_pushvalue(L, -1);
   lua_setfield(L, core, "Task"); /* core.Task = methods */
+  lua_pop(L, 1);
   lua_getfield(L, core, "Loop");
   lua_pushcfunction(L, loop_create_task);
   lua_setfield(L, -2, "create_task");
-  lua_pop(L, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, task_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, al_future_gc);
-  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_pushvalue(L, core);
   lua_pushlightuserdata(L, al_state(L));

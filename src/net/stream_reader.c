@@ -400,13 +400,8 @@ static int l_stream_reader_methods(lua_State *L) {
 
 /* core._reader_methods: streams.lua's C half. */
 void al_reader_open(lua_State *L, int core) {
-  if (luaL_newmetatable(L, AL_READER_MT)) {
-    luaL_newlib(L, rd_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, rd_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_getfield(L, -1, "__index");
+  static const luaL_Reg meta[] = {{"__gc", rd_gc}, {NULL, NULL}};
+  al_new_class(L, AL_READER_MT, rd_methods, meta);
   lua_setfield(L, core, "_reader_methods");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_reader_new);
