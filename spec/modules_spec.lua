@@ -7,7 +7,8 @@ local H = require "spec.helper"
 
 -- The module name of each lua/aloop file: x/y.lua is aloop.x.y, a folder's init.lua the folder.
 local function module_names()
-  local out = H.sh("cd " .. H.q(H.root .. "/lua") .. " && find aloop -name '*.lua' | sort")
+  -- (sorted here: under the ASan pass, /usr/bin/sort inherits the preload and aborts on a leak)
+  local out = H.sh("cd " .. H.q(H.root .. "/lua") .. " && find aloop -name '*.lua'")
   local names = {}
   for path in out:gmatch("[^\n]+") do
     if path:match("%.lua$") then
@@ -15,6 +16,7 @@ local function module_names()
       names[#names + 1] = name == "aloop.init" and "aloop" or name:gsub("%.init$", "")
     end
   end
+  table.sort(names)
   return names
 end
 
