@@ -131,6 +131,16 @@ static int l_default_handler_p(lua_State *L) {
 ** Calls the loop's exception handler with the context table at `ctx`. A handler that raises is
 ** itself reported through the default handler; nothing here ever raises.
 */
+void al_push_error_context(lua_State *L, int eidx) {
+  lua_createtable(L, 0, 5);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "message");
+  lua_pushvalue(L, eidx);
+  lua_setfield(L, -2, "exception");
+  al_push_lasttb(L);
+  lua_setfield(L, -2, "traceback");
+}
+
 void al_report(lua_State *L, al_Loop *loop, int ctx) {
   ctx = lua_absindex(L, ctx);
   int top = lua_gettop(L);
@@ -150,13 +160,8 @@ void al_report(lua_State *L, al_Loop *loop, int ctx) {
       lua_settop(L, top);
       return;
     }
-    lua_createtable(L, 0, 4);
     lua_pushliteral(L, "Unhandled error in exception handler");
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, top + 2);
-    lua_setfield(L, -2, "exception");
-    al_push_lasttb(L);
-    lua_setfield(L, -2, "traceback");
+    al_push_error_context(L, top + 2);
     lua_pushvalue(L, ctx);
     lua_setfield(L, -2, "context");
     ctx = lua_gettop(L);

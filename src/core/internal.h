@@ -348,6 +348,9 @@ void al_task_stack_open(lua_State *L, int core);
 int al_msgh(lua_State *L); /* message handler of protected calls into user code */
 void al_push_lasttb(lua_State *L); /* traceback of the last error al_msgh saw */
 void al_report(lua_State *L, al_Loop *loop, int ctx); /* call_exception_handler(ctx) */
+/* Pops the message string on top and pushes a new handler context {message =, exception = the
+   value at eidx (absolute), traceback = al_push_lasttb's}; the caller adds its own fields. */
+void al_push_error_context(lua_State *L, int eidx);
 void al_push_description(lua_State *L, int idx); /* tostring(v), or a placeholder if it raises */
 void al_exception_open(lua_State *L, int core);
 

@@ -203,18 +203,14 @@ static void report_callback_error(lua_State *L, al_Loop *loop) {
   } else {
     ready_peek(L, loop, ring);
     int h = lua_gettop(L);
-    lua_createtable(L, 0, 4);
     lua_getiuservalue(L, h, 1);
     al_push_description(L, -1); /* protected: a failing __tostring must not escape */
     lua_pushfstring(L, "Exception in callback %s", lua_tostring(L, -1));
-    lua_setfield(L, -4, "message");
-    lua_pop(L, 2);
-    lua_pushvalue(L, err);
-    lua_setfield(L, -2, "exception");
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    al_push_error_context(L, err);
     lua_pushvalue(L, h);
     lua_setfield(L, -2, "handle");
-    al_push_lasttb(L);
-    lua_setfield(L, -2, "traceback");
     al_report(L, loop, -1);
   }
   lua_settop(L, ring);

@@ -84,13 +84,8 @@ void al_ts_drain(lua_State *L, al_Loop *loop) {
         c = next;
         continue;
       }
-      lua_createtable(L, 0, 3);
       lua_pushliteral(L, "Exception in a thread-safe call");
-      lua_setfield(L, -2, "message");
-      lua_pushvalue(L, -2);
-      lua_setfield(L, -2, "exception");
-      al_push_lasttb(L);
-      lua_setfield(L, -2, "traceback");
+      al_push_error_context(L, lua_gettop(L) - 1);
       al_report(L, loop, -1);
     }
     lua_settop(L, top);

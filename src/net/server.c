@@ -64,15 +64,10 @@ static void ls_shutdown(lua_State *L, void *obj) {
 static void report(lua_State *L, al_Loop *loop, const char *msg, int eidx, int lidx) {
   eidx = lua_absindex(L, eidx);
   lidx = lua_absindex(L, lidx);
-  lua_createtable(L, 0, 4);
   lua_pushstring(L, msg);
-  lua_setfield(L, -2, "message");
-  lua_pushvalue(L, eidx);
-  lua_setfield(L, -2, "exception");
+  al_push_error_context(L, eidx);
   lua_getiuservalue(L, lidx, LV_SOCK);
   lua_setfield(L, -2, "socket");
-  al_push_lasttb(L);
-  lua_setfield(L, -2, "traceback");
   al_report(L, loop, -1);
   lua_pop(L, 1);
 }

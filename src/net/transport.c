@@ -151,17 +151,12 @@ int al_transport_proto_call(lua_State *L, al_Transport *t, int tidx, const char 
     return 0;
   }
   int err = lua_gettop(L);
-  lua_createtable(L, 0, 5);
   lua_pushfstring(L, "Fatal error: protocol.%s() call failed.", name);
-  lua_setfield(L, -2, "message");
-  lua_pushvalue(L, err);
-  lua_setfield(L, -2, "exception");
+  al_push_error_context(L, err);
   lua_pushvalue(L, tidx);
   lua_setfield(L, -2, "transport");
   lua_getiuservalue(L, tidx, AL_TUV_PROTO);
   lua_setfield(L, -2, "protocol");
-  al_push_lasttb(L);
-  lua_setfield(L, -2, "traceback");
   al_report(L, t->loop, -1);
   if (strcmp(name, "connection_lost") != 0) al_transport_force_close(L, t, tidx, err);
   lua_settop(L, base);

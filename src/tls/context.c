@@ -320,13 +320,8 @@ static int servername_cb(SSL *ssl, int *alert, void *arg) {
   int r = lua_pcall(L, 2, 0, top + 1);
   al_Loop *loop = al_state(L)->running;
   if (r != LUA_OK && loop) { /* nobody awaits this: the loop's exception handler hears of it */
-    lua_createtable(L, 0, 3);
     lua_pushliteral(L, "Error in the TLS servername callback");
-    lua_setfield(L, -2, "message");
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "exception");
-    al_push_lasttb(L);
-    lua_setfield(L, -2, "traceback");
+    al_push_error_context(L, lua_gettop(L) - 1);
     al_report(L, loop, -1);
   }
   lua_settop(L, top);
